@@ -1,0 +1,21 @@
+"""Typed errors; each carries the context a person needs to fix the cause."""
+
+
+class SinkdnsError(Exception):
+    """Base of every error sinkdns raises on purpose."""
+
+
+class ConfigError(SinkdnsError):
+    """The configuration is unusable; `problems` lists every problem found, each naming file and key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class UpstreamError(SinkdnsError):
+    """No upstream gave a usable answer; `attempts` says what each one did."""
+
+    def __init__(self, attempts: list[str]) -> None:
+        super().__init__("no upstream answered: " + ", ".join(attempts) if attempts else "no upstream to ask")
+        self.attempts = attempts

@@ -1,0 +1,109 @@
+"""The few types every stage shares: what was asked, what is answered, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Union
+
+from sinkdns.wire.constants import CD, OPT_EDE
+
+
+class Outcome:
+    """Who answered a query; the metric label `result` takes these values."""
+
+    BLOCKED = "blocked"
+    CACHED = "cached"
+    FORWARDED = "forwarded"
+    LOCAL = "local"
+    SERVFAIL = "servfail"
+    REFUSED = "refused"
+    FORMERR = "formerr"
+    NOTIMP = "notimp"
+    DROPPED = "dropped"
+    RATELIMITED = "ratelimited"
+
+
+@dataclass(frozen=True, slots=True)
+class Edns:
+    """The client's OPT record (RFC 6891 6.1.3)."""
+
+    payload: int
+    version: int
+    do: bool
+    options: tuple[tuple[int, bytes], ...] = ()
+
+    @property
+    def ede_signal(self) -> bool:
+        """An empty EDE option: the client asks for structured errors (draft-ietf-dnsop-structured-dns-error)."""
+        return any(code == OPT_EDE and not data for code, data in self.options)
+
+
+class Request:
+    """One client query, parsed once at the transport and never changed afterwards.
+
+    A plain slotted class rather than a frozen dataclass: it is built for every packet, and a frozen
+    dataclass's __init__ costs several times more.
+    """
+
+    __slots__ = (
+        "wire", "id", "flags", "qname", "qname_wire", "question", "qtype", "qclass",
+        "edns", "problem", "client", "transport", "received",
+    )
+
+    def __init__(self, wire: bytes, id: int, flags: int, client: tuple, transport: str, received: float) -> None:
+        self.wire = wire
+        self.id = id
+        self.flags = flags
+        self.client = client
+        self.transport = transport  # "udp" or "tcp"
+        self.received = received  # monotonic seconds
+        self.qname = ""  # lower case, no trailing dot, "" for the root
+        self.qname_wire = b""  # the name as sent, letter case kept
+        self.question = b""  # name + type + class as sent; empty when it could not be read
+        self.qtype = 0
+        self.qclass = 0
+        self.edns: Edns | None = None
+        self.problem = 0  # 0, or the rcode the guard must answer (FORMERR, NOTIMP, BADVERS)
+
+    @property
+    def key(self) -> bytes:
+        """Cache and in-flight key: case-folded name, type and class, DO and CD (only the name is folded)."""
+        do = 2 if self.edns is not None and self.edns.do else 0
+        cd = 1 if self.flags & CD else 0
+        return self.qname_wire.lower() + self.question[-4:] + bytes((do | cd,))
+
+    @property
+    def max_udp(self) -> int:
+        """Largest UDP answer this client accepts (RFC 6891 6.2.5, capped at 1232 per DNS flag day 2020)."""
+        if self.edns is None:
+            return 512
+        return min(max(self.edns.payload, 512), 1232)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why policy answered: shared by the block answer, EDE, block page, metrics and query log."""
+
+    action: str  # blockpage, nxdomain, nodata, drop, tcp-only, local-data, allow, dry-run
+    customer: str
+    zone: str  # the source file name, e.g. acme.rpz
+    rule: str  # the trigger as written, absolute, lower case, no trailing dot
+    source: str  # file:line
+    reason: str = ""
+    link: str = ""
+    ttl: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """What a stage answers. `wire` None means send nothing (UDP) or close the connection (TCP)."""
+
+    wire: bytes | None
+    outcome: str
+    rcode: int = 0
+    decision: Decision | None = None
+    entry: object | None = None  # the parsed upstream answer, so the cache can keep it
+
+
+Result = Union[Response, Awaitable[Response]]
+Handler = Callable[[Request], Result]

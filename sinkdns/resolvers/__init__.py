@@ -1,0 +1,1 @@
+"""The stages a query passes through; `sinkdns.app.build_chain` assembles them in order."""

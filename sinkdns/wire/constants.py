@@ -1,0 +1,48 @@
+"""Header bits, rcodes and types used on the hot path (RFC 1035 4.1.1, RFC 6891, RFC 8914)."""
+
+QR = 0x8000
+AA = 0x0400
+TC = 0x0200
+RD = 0x0100
+RA = 0x0080
+AD = 0x0020
+CD = 0x0010
+OPCODE_MASK = 0x7800
+RCODE_MASK = 0x000F
+
+NOERROR = 0
+FORMERR = 1
+SERVFAIL = 2
+NXDOMAIN = 3
+NOTIMP = 4
+REFUSED = 5
+BADVERS = 16
+
+CLASS_IN = 1
+CLASS_CH = 3
+CLASS_ANY = 255
+
+TYPE_A = 1
+TYPE_NS = 2
+TYPE_CNAME = 5
+TYPE_SOA = 6
+TYPE_PTR = 12
+TYPE_MX = 15
+TYPE_TXT = 16
+TYPE_AAAA = 28
+TYPE_SRV = 33
+TYPE_DNAME = 39
+TYPE_OPT = 41
+TYPE_SVCB = 64
+TYPE_HTTPS = 65
+TYPE_IXFR = 251
+TYPE_AXFR = 252
+TYPE_ANY = 255
+
+OPT_ECS = 8
+OPT_EDE = 15
+
+DO_BIT = 0x8000
+
+# The UDP payload sinkdns advertises and accepts (DNS flag day 2020): no fragmentation on common paths.
+EDNS_PAYLOAD = 1232
