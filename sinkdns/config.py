@@ -149,7 +149,7 @@ class ServerConfig:
     workers: int = field(default=1, metadata=_parse(_int(1, 64), "workers"))
     ready_file: str | None = field(default=None, metadata=_parse(_optional_text, "ready_file"))
     state_dir: str | None = field(default=None, metadata=_parse(_optional_text, "state_dir"))
-    log_level: str = field(default="warning", metadata=_parse(_log_level, "log_level"))
+    log_level: str = field(default="info", metadata=_parse(_log_level, "log_level"))
     tcp_idle_timeout: float = field(default=10.0, metadata=_parse(_seconds(0.1, 3600)))
     tcp_max_pipeline: int = field(default=100, metadata=_parse(_int(1, 65535)))
 

@@ -91,3 +91,27 @@ def truncated(req: Request) -> bytes:
     """An empty answer with TC set: the client retries over TCP (RFC 7766 5)."""
     return answer(req, flags=c.TC)
 
+
+
+def negative(
+    req: Request,
+    rcode: int,
+    zone: str,
+    ttl: int,
+    rname: bytes,
+    options: tuple[tuple[int, bytes], ...] = (),
+) -> bytes:
+    """NXDOMAIN or NODATA with an SOA for `zone` (a suffix of the query name), so the answer is cached
+    for `ttl` seconds (RFC 2308 5)."""
+    owner = suffix_pointer(req, zone.count(".") + 1 if zone else 0)
+    soa = rr(owner, c.TYPE_SOA, ttl, soa_rdata(owner, rname, 1, ttl))
+    return answer(req, rcode, authority=(soa,), options=options)
+
+
+def upstream_query(req: Request) -> bytes:
+    """The query sinkdns sends upstream for `req` (ID left 0 for the sender to fill): the client's question
+    as sent, RD set, CD passed through, and EDNS with sinkdns's payload size and the client's DO bit.
+    No other option travels: EDNS Client Subnet in particular stays here."""
+    flags = c.RD | (req.flags & c.CD)
+    do = req.edns is not None and req.edns.do
+    return HEADER.pack(0, flags, 1, 0, 0, 1) + req.question + opt_record(0, do)

@@ -136,9 +136,6 @@ class Reply:
             self.ttl = None if soa_ttl is None else min(max(soa_ttl, min_ttl), max_ttl)
         return self
 
-    def expired(self, now: float) -> bool:
-        return self.ttl is None or now >= self.stored + self.ttl
-
     def render(self, req: Request, now: float) -> bytes:
         """The answer for `req`: its ID and question, TTLs counted down since the answer was stored."""
         extra = 0

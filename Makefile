@@ -1,0 +1,25 @@
+# make run   -- create .venv, install sinkdns, serve on the built-in defaults (ARGS="..." adds flags)
+# make test  -- same set-up, then the whole test suite
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP) ## serve DNS on 127.0.0.1:1053
+	$(VENV)/bin/sinkdns serve $(ARGS)
+
+test: $(STAMP) ## run the whole suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

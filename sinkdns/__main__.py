@@ -1,0 +1,3 @@
+from sinkdns.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,131 @@
+"""The composition root: builds the chain of stages in order, opens the listeners, runs until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import time
+
+from sinkdns.config import Config, format_endpoint, resolv_conf_upstreams
+from sinkdns.errors import ConfigError
+from sinkdns.listen import bind_pair
+from sinkdns.model import Handler
+from sinkdns.resolvers.cache import CacheStage
+from sinkdns.resolvers.forward import ForwardStage
+from sinkdns.resolvers.guard import GuardStage
+from sinkdns.resolvers.instrument import InstrumentStage, QueryStats
+from sinkdns.resolvers.local import LocalStage
+from sinkdns.transport.dispatch import Dispatcher
+from sinkdns.transport.tcp import TcpConnection
+from sinkdns.transport.udp import UdpServer
+from sinkdns.upstream.group import UpstreamGroup
+from sinkdns.upstream.health import Upstream
+from sinkdns.upstream.pool import UdpPool
+
+log = logging.getLogger("sinkdns")
+
+DRAIN_SECONDS = 4.0
+
+
+def upstream_endpoints(config: Config) -> tuple:
+    """The configured upstreams, or the system's; refuses to guess a public fallback."""
+    servers = config.upstream.servers or resolv_conf_upstreams(config.server.listen)
+    if not servers:
+        raise ConfigError([
+            "no usable upstream: /etc/resolv.conf names none that is not sinkdns itself; "
+            "give one with --upstream ADDR[:PORT] or [upstream] servers in the config"
+        ])
+    return servers
+
+
+class App:
+    """One sinkdns process: the chain, its listeners and its upstream sockets."""
+
+    def __init__(self, config: Config, clock=time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self.stats = QueryStats()
+        self.pool = UdpPool(config.upstream.pool_size)
+        self.upstreams = [Upstream(ep) for ep in upstream_endpoints(config)]
+        self.chain = self.build_chain()
+        self.dispatcher = Dispatcher(self.chain, clock)
+        self.servers: list = []
+        self.addresses: list[str] = []
+
+    def _group(self, upstreams: list[Upstream]) -> UpstreamGroup:
+        up, cache = self.config.upstream, self.config.cache
+        return UpstreamGroup(upstreams, self.pool, up.timeout, up.deadline, cache.min_ttl, cache.max_ttl, self.clock)
+
+    def build_chain(self) -> Handler:
+        """The order of the stages is their meaning; each line says why a stage sits where it does."""
+        config = self.config
+        conditional = {
+            domain: self._group([Upstream(ep) for ep in servers]) for domain, servers in config.upstream.conditional
+        }
+        # forward: last, it answers whatever nobody before it could.
+        self.forward = ForwardStage(self._group(self.upstreams), conditional, self.clock)
+        # cache: before forward, so a hit never leaves the process; after policy, so a policy change
+        # applies to cached names at once.
+        self.cache = CacheStage(self.forward, config.cache.size, config.cache.servfail_ttl, self.clock)
+        # local: names that must never leave (localhost, .onion, private reverse zones) are answered
+        # before policy and cache, unless the operator forwards them to a server of their own.
+        local = LocalStage(self.cache, tuple(conditional))
+        # guard: bad queries, other opcodes and classes are answered before any real work.
+        guard = GuardStage(local)
+        # instrument: first, so every answer, whoever wrote it, is counted and timed.
+        return InstrumentStage(guard, self.stats, self.clock)
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.upstreams}
+        server = self.config.server
+        for ep in server.listen:
+            udp_sock, tcp_sock = bind_pair(ep, reuse_port=server.workers > 1)
+            udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher), sock=udp_sock)
+            tcp = await loop.create_server(
+                lambda: TcpConnection(self.dispatcher, server.tcp_idle_timeout, server.tcp_max_pipeline),
+                sock=tcp_sock,
+            )
+            self.servers += [udp, tcp]
+            host, port = udp_sock.getsockname()[:2]
+            self.addresses.append(format_endpoint((host, port)))
+        await self.pool.open(families)
+
+    def ready_info(self) -> dict:
+        return {"dns": self.addresses, "metrics": None, "block_page": []}
+
+    async def stop(self) -> None:
+        """Stop listening, answer what is in flight (a few seconds at most), then release the sockets."""
+        for server in self.servers:
+            server.close()
+        await self.dispatcher.drain(DRAIN_SECONDS)
+        self.pool.close()
+
+
+def write_ready_file(path: str, info: dict) -> None:
+    """Written whole or not at all, so a reader never sees half a file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(info, f)
+    os.replace(tmp, path)
+
+
+async def serve(config: Config) -> None:
+    """Run one process until SIGTERM or SIGINT."""
+    app = App(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    info = app.ready_info()
+    log.info("ready", extra={"dns": ",".join(info["dns"]), "upstreams": ",".join(u.label for u in app.upstreams)})
+    if config.server.ready_file:
+        write_ready_file(config.server.ready_file, info)
+    await stop.wait()
+    log.info("stopping")
+    await app.stop()

@@ -1,0 +1,65 @@
+"""The only per-query metrics code: counts every outcome and times it, in plain integers.
+
+prometheus-client's per-call locking would cost a tenth of a blocked answer's budget, so counts live
+here as dicts and lists and are handed to Prometheus by a collector at scrape time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import defaultdict
+
+from sinkdns.model import Handler, Request, Response, Result
+from sinkdns.resolvers.base import Stage, then
+from sinkdns.wire import constants as c
+
+QTYPE_LABELS = {
+    c.TYPE_A: "A", c.TYPE_AAAA: "AAAA", c.TYPE_CNAME: "CNAME", c.TYPE_MX: "MX", c.TYPE_TXT: "TXT",
+    c.TYPE_NS: "NS", c.TYPE_SOA: "SOA", c.TYPE_PTR: "PTR", c.TYPE_SRV: "SRV", c.TYPE_HTTPS: "HTTPS",
+    c.TYPE_SVCB: "SVCB", c.TYPE_ANY: "ANY",
+}
+
+# Latency buckets from 50 µs to 5 s (upper bounds, seconds).
+BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)
+
+
+class QueryStats:
+    """Counts by (transport, qtype label, result), and a latency histogram by result."""
+
+    def __init__(self) -> None:
+        self.queries: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.blocked: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.latency: dict[str, list[int]] = {}
+        self.latency_sum: defaultdict[str, float] = defaultdict(float)
+
+    def record(self, transport: str, qtype: int, outcome: str, seconds: float) -> None:
+        self.queries[(transport, QTYPE_LABELS.get(qtype, "other"), outcome)] += 1
+        counts = self.latency.get(outcome)
+        if counts is None:
+            counts = self.latency[outcome] = [0] * (len(BUCKETS) + 1)
+        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.latency_sum[outcome] += seconds
+
+
+class InstrumentStage(Stage):
+    """First in the chain, so it sees every answer, whoever wrote it."""
+
+    name = "instrument"
+
+    def __init__(self, next: Handler, stats: QueryStats, clock=time.monotonic) -> None:
+        super().__init__(next)
+        self.stats = stats
+        self.clock = clock
+
+    def __call__(self, req: Request) -> Result:
+        return then(self.next(req), lambda res: self._record(req, res))
+
+    def _record(self, req: Request, res: Response) -> Response:
+        self.stats.record(req.transport, req.qtype, res.outcome, self.clock() - req.received)
+        decision = res.decision
+        if decision is not None:
+            self.stats.blocked[(decision.customer, decision.zone, decision.action)] += 1
+        return res

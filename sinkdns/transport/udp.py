@@ -1,0 +1,32 @@
+"""DNS over UDP: one datagram in, at most one out, cut to what the client can take (RFC 6891 6.2.5)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sinkdns.model import Request, Response
+from sinkdns.transport.dispatch import Dispatcher
+from sinkdns.wire.build import truncated
+
+
+class UdpServer(asyncio.DatagramProtocol):
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.dispatcher.dispatch(data, addr, "udp", self._send)
+
+    def _send(self, req: Request, res: Response) -> None:
+        wire = res.wire
+        if wire is None or self.transport is None or self.transport.is_closing():
+            return
+        if len(wire) > req.max_udp:
+            wire = truncated(req)
+        self.transport.sendto(wire, req.client)
+
+    def error_received(self, exc: Exception) -> None:
+        pass  # ICMP errors about clients that went away: nothing to do

@@ -1,0 +1,47 @@
+"""One upstream server and what sinkdns remembers about it: failures with back-off, and its counts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sinkdns.config import Endpoint, format_endpoint
+
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+
+
+class Upstream:
+    """After a failure the server is put behind the healthy ones for a back-off that doubles per failure,
+    so one dead server is not waited on by every query; a success clears it."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.host, self.port = endpoint
+        self.family_v6 = ":" in self.host
+        self.label = format_endpoint(endpoint)
+        self.failures = 0
+        self.down_until = 0.0
+        self.requests: defaultdict[str, int] = defaultdict(int)  # by rcode name or "timeout"
+        self.ignored = 0
+        self.latency_sum = 0.0
+        self.latency_count = 0
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.down_until
+
+    def failed(self, now: float) -> None:
+        self.failures += 1
+        self.down_until = now + min(BACKOFF_FIRST * 2 ** (self.failures - 1), BACKOFF_MAX)
+
+    def succeeded(self, seconds: float) -> None:
+        self.failures = 0
+        self.down_until = 0.0
+        self.latency_sum += seconds
+        self.latency_count += 1
+
+    def __repr__(self) -> str:
+        return f"Upstream({self.label})"
+
+
+def in_order(upstreams: list[Upstream], now: float) -> list[Upstream]:
+    """Healthy servers first, each group in the order the operator listed them."""
+    return sorted(upstreams, key=lambda u: not u.healthy(now))
