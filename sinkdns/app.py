@@ -33,10 +33,10 @@ DRAIN_SECONDS = 4.0
 
 def upstream_endpoints(config: Config) -> tuple:
     """The configured upstreams, or the system's; refuses to guess a public fallback."""
-    servers = config.upstream.servers or resolv_conf_upstreams(config.server.listen)
+    servers = config.upstream.servers or resolv_conf_upstreams(config.server.listen, config.upstream.resolv_conf)
     if not servers:
         raise ConfigError([
-            "no usable upstream: /etc/resolv.conf names none that is not sinkdns itself; "
+            f"no usable upstream: {config.upstream.resolv_conf} names none that is not sinkdns itself; "
             "give one with --upstream ADDR[:PORT] or [upstream] servers in the config"
         ])
     return servers

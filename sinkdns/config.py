@@ -161,6 +161,7 @@ class UpstreamConfig:
     deadline: float = field(default=2.0, metadata=_parse(_seconds(0.05, 60)))
     pool_size: int = field(default=256, metadata=_parse(_int(1, 4096)))
     conditional: tuple[tuple[str, tuple[Endpoint, ...]], ...] = field(default=(), metadata=_parse(_conditional))
+    resolv_conf: str = field(default="/etc/resolv.conf", metadata=_parse(_text))
 
 
 @dataclass(frozen=True)

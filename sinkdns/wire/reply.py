@@ -93,12 +93,17 @@ class Reply:
                 end = start
                 kept_ar = index - ancount - nscount
                 break
-            clamped = min(max(ttl & 0x7FFFFFFF, min_ttl), max_ttl)
+            # A TTL with the top bit set means zero (RFC 2181 8).
+            clamped = min(max(0 if ttl & 0x80000000 else ttl, min_ttl), max_ttl)
+            if index >= ancount and index < ancount + nscount and rtype == c.TYPE_SOA and soa_ttl is None:
+                if rdlen < 22:
+                    raise ValueError("SOA RDATA too short")
+                # A negative answer lives for min(SOA TTL, MINIMUM), and says so (RFC 2308 3 and 5).
+                clamped = soa_ttl = min(clamped, _U32.unpack_from(data, rdata_end - 4)[0])
             if clamped != ttl:
                 patches.append((ttl_at, clamped))
-            ttl = clamped
             offsets.append(ttl_at)
-            ttls.append(ttl)
+            ttls.append(clamped)
             if index < ancount:
                 if rtype == c.TYPE_CNAME or rtype == c.TYPE_DNAME:
                     names.append(name_text(read_name(data, pos)[0]))
@@ -106,11 +111,6 @@ class Reply:
                     addresses.append(str(ipaddress.IPv4Address(data[pos:rdata_end])))
                 elif rtype == c.TYPE_AAAA and rdlen == 16:
                     addresses.append(str(ipaddress.IPv6Address(data[pos:rdata_end])))
-            elif index < ancount + nscount and rtype == c.TYPE_SOA and soa_ttl is None:
-                if rdlen < 22:
-                    raise ValueError("SOA RDATA too short")
-                minimum = _U32.unpack_from(data, rdata_end - 4)[0]
-                soa_ttl = min(ttl, minimum)
             pos = rdata_end
         else:
             if pos != n:
@@ -133,7 +133,7 @@ class Reply:
         if rcode == c.NOERROR and ancount:
             self.ttl = min(ttls[:ancount])
         elif rcode == c.NXDOMAIN or rcode == c.NOERROR:
-            self.ttl = None if soa_ttl is None else min(max(soa_ttl, min_ttl), max_ttl)
+            self.ttl = soa_ttl
         return self
 
     def render(self, req: Request, now: float) -> bytes:

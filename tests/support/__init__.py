@@ -1,0 +1,1 @@
+"""Real peers for the tests: an nsd upstream, the sinkdns process, and a fake upstream that misbehaves."""
