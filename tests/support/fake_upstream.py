@@ -38,7 +38,7 @@ def answer(query: dnslib.DNSRecord, *zone_lines: str, rcode: int = 0, ttl: int |
                 reply.add_auth(rr)
             else:
                 reply.add_answer(rr)
-    return reply.pack()
+    return bytes(reply.pack())
 
 
 @dataclass
