@@ -45,8 +45,9 @@ def upstream_endpoints(config: Config) -> tuple:
 class App:
     """One sinkdns process: the chain, its listeners and its upstream sockets."""
 
-    def __init__(self, config: Config, clock=time.monotonic) -> None:
+    def __init__(self, config: Config, clock=time.monotonic, reuse_port: bool = False) -> None:
         self.config = config
+        self.reuse_port = reuse_port
         self.clock = clock
         self.stats = QueryStats()
         self.pool = UdpPool(config.upstream.pool_size)
@@ -84,7 +85,7 @@ class App:
         families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.upstreams}
         server = self.config.server
         for ep in server.listen:
-            udp_sock, tcp_sock = bind_pair(ep, reuse_port=server.workers > 1)
+            udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.reuse_port)
             udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher), sock=udp_sock)
             tcp = await loop.create_server(
                 lambda: TcpConnection(self.dispatcher, server.tcp_idle_timeout, server.tcp_max_pipeline),
@@ -94,6 +95,10 @@ class App:
             host, port = udp_sock.getsockname()[:2]
             self.addresses.append(format_endpoint((host, port)))
         await self.pool.open(families)
+
+    def snapshot(self) -> dict:
+        """This process's counts as plain data, for the metrics endpoint (summed across workers)."""
+        return {"queries": [[*key, n] for key, n in self.stats.queries.items()]}
 
     def ready_info(self) -> dict:
         return {"dns": self.addresses, "metrics": None, "block_page": []}
@@ -114,18 +119,42 @@ def write_ready_file(path: str, info: dict) -> None:
     os.replace(tmp, path)
 
 
-async def serve(config: Config) -> None:
-    """Run one process until SIGTERM or SIGINT."""
-    app = App(config)
+async def serve(config: Config, control_fd: int | None = None) -> None:
+    """Run one process until SIGTERM or SIGINT.
+
+    With `control_fd` this process is a worker of a supervisor (see supervisor.py): it reports readiness
+    and answers requests for its counts over that socket instead of writing the ready file.
+    """
+    app = App(config, reuse_port=control_fd is not None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     info = app.ready_info()
-    log.info("ready", extra={"dns": ",".join(info["dns"]), "upstreams": ",".join(u.label for u in app.upstreams)})
-    if config.server.ready_file:
-        write_ready_file(config.server.ready_file, info)
+    if control_fd is not None:
+        control = await worker_control(control_fd, info, app.snapshot, stop)
+    else:
+        log.info("ready", extra={"dns": ",".join(info["dns"]), "upstreams": ",".join(u.label for u in app.upstreams)})
+        if config.server.ready_file:
+            write_ready_file(config.server.ready_file, info)
     await stop.wait()
     log.info("stopping")
     await app.stop()
+    if control_fd is not None:
+        control.cancel()
+
+
+async def worker_control(fd: int, info: dict, snapshot, stop: asyncio.Event) -> asyncio.Task:
+    """Tell the supervisor this worker is ready, then answer its requests (one JSON object per line)."""
+    reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
+    writer.write(json.dumps({"ready": info}).encode() + b"\n")
+
+    async def serve_requests() -> None:
+        while line := await reader.readline():
+            request = json.loads(line)
+            if request.get("op") == "snapshot":
+                writer.write(json.dumps({"snapshot": snapshot()}).encode() + b"\n")
+        stop.set()  # the supervisor went away: a worker without one must not linger
+
+    return asyncio.get_running_loop().create_task(serve_requests())

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", metavar="N", help="worker processes sharing the port (default 1)")
     serve.add_argument("--ready-file", metavar="PATH", help="write the bound addresses here as JSON once serving")
     serve.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning or error (default info)")
+    serve.add_argument("--worker-control", type=int, help=argparse.SUPPRESS)
 
     check = commands.add_parser("check", help="validate the policy files")
     check.add_argument("dir", nargs="?", metavar="DIR", help="policy directory (default: the config's, ./zones)")
@@ -74,11 +75,16 @@ def _serve(args: argparse.Namespace) -> int:
         "ready_file": args.ready_file, "log_level": args.log_level,
     }
     config = configuration.load(args.config, flags)
-    from sinkdns import app, logs
+    from sinkdns import app, logs, supervisor
 
     logs.setup(config.server.log_level)
+    app.upstream_endpoints(config)  # refuse an unusable upstream list before any worker starts
+    if config.server.workers > 1 and args.worker_control is None:
+        main = supervisor.supervise(config, args.config, flags)
+    else:
+        main = app.serve(config, args.worker_control)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(app.serve(config))
+        runner.run(main)
     return 0
 
 

@@ -1,0 +1,133 @@
+"""`--workers N`: N processes answer on the same addresses (SO_REUSEPORT), each with its own event loop.
+
+The supervisor resolves port 0 once so every worker binds the same port, starts the workers as fresh
+interpreters (no fork of a running event loop), waits until each reports ready, writes the ready file,
+forwards SIGHUP and SIGTERM, restarts a worker that dies, and collects every worker's counts on request
+so metrics are the sum of all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import socket
+import sys
+from dataclasses import replace
+
+from sinkdns.app import write_ready_file
+from sinkdns.config import Config, format_endpoint
+from sinkdns.listen import bind_pair
+
+log = logging.getLogger("sinkdns.supervisor")
+
+READY_TIMEOUT = 120.0
+RESTART_DELAY = 1.0
+STOP_TIMEOUT = 8.0
+
+
+class WorkerFailed(RuntimeError):
+    """A worker exited before it was ready."""
+
+
+class Worker:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.proc: asyncio.subprocess.Process | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.lock = asyncio.Lock()
+
+    async def start(self, argv: list[str]) -> dict:
+        parent_end, child_end = socket.socketpair()
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "sinkdns", *argv, "--worker-control", str(child_end.fileno()),
+                pass_fds=(child_end.fileno(),),
+            )
+        finally:
+            child_end.close()
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=parent_end)
+        async with asyncio.timeout(READY_TIMEOUT):
+            line = await self.reader.readline()
+        if not line:
+            await self.proc.wait()
+            raise WorkerFailed(f"worker {self.index} exited with {self.proc.returncode} before it was ready")
+        return json.loads(line)["ready"]
+
+    async def snapshot(self) -> dict | None:
+        """The worker's counts, or None if it is gone (it is being restarted)."""
+        async with self.lock:
+            try:
+                self.writer.write(b'{"op": "snapshot"}\n')
+                async with asyncio.timeout(5):
+                    line = await self.reader.readline()
+                return json.loads(line)["snapshot"] if line else None
+            except (OSError, TimeoutError, ValueError, KeyError):
+                return None
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(sig)
+
+
+def worker_argv(config_path: str | None, flags: dict, listen: tuple) -> list[str]:
+    """The `serve` command line for a worker: the operator's flags, the resolved listen addresses."""
+    argv = ["serve"]
+    if config_path:
+        argv += ["--config", config_path]
+    skip = {"listen", "workers", "ready_file", "metrics", "block_page", "block_page_tls"}
+    for name, value in flags.items():
+        if value is None or name in skip:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            argv += [f"--{name.replace('_', '-')}", str(item)]
+    for ep in listen:
+        argv += ["--listen", format_endpoint(ep)]
+    return argv + ["--workers", "1", "--metrics", "off"]
+
+
+async def supervise(config: Config, config_path: str | None, flags: dict) -> None:
+    """Run `config.server.workers` workers until SIGTERM or SIGINT."""
+    probes = [bind_pair(ep, reuse_port=True) for ep in config.server.listen]
+    listen = tuple((ep[0], udp.getsockname()[1]) for ep, (udp, _) in zip(config.server.listen, probes))
+    argv = worker_argv(config_path, flags, listen)
+    workers = [Worker(i) for i in range(config.server.workers)]
+    try:
+        await asyncio.gather(*(w.start(argv) for w in workers))
+    finally:
+        for udp, tcp in probes:  # the workers hold the port now; an unread socket here would lose queries
+            udp.close()
+            tcp.close()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: [w.signal(signal.SIGHUP) for w in workers])
+    info = {"dns": [format_endpoint(ep) for ep in listen], "metrics": None, "block_page": []}
+    log.info("ready", extra={"dns": ",".join(info["dns"]), "workers": len(workers)})
+    if config.server.ready_file:
+        write_ready_file(config.server.ready_file, info)
+    keepers = [loop.create_task(_keep_alive(w, argv, stop)) for w in workers]
+    await stop.wait()
+    log.info("stopping")
+    for w in workers:
+        w.signal(signal.SIGTERM)
+    await asyncio.wait(keepers, timeout=STOP_TIMEOUT)
+    for w in workers:
+        w.signal(signal.SIGKILL)
+
+
+async def _keep_alive(worker: Worker, argv: list[str], stop: asyncio.Event) -> None:
+    """Restart the worker whenever it dies, until the supervisor stops."""
+    while True:
+        code = await worker.proc.wait()
+        if stop.is_set():
+            return
+        log.error("worker died; restarting", extra={"worker": worker.index, "exit_code": code})
+        await asyncio.sleep(RESTART_DELAY)
+        try:
+            await worker.start(argv)
+        except (WorkerFailed, TimeoutError, OSError) as exc:
+            log.error("worker restart failed", extra={"worker": worker.index, "error": str(exc)})
