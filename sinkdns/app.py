@@ -52,6 +52,7 @@ class App:
         self.stats = QueryStats()
         self.pool = UdpPool(config.upstream.pool_size)
         self.upstreams = [Upstream(ep) for ep in upstream_endpoints(config)]
+        self.all_upstreams = list(self.upstreams)  # the default ones and those of conditional domains
         self.chain = self.build_chain()
         self.dispatcher = Dispatcher(self.chain, clock)
         self.servers: list = []
@@ -64,9 +65,11 @@ class App:
     def build_chain(self) -> Handler:
         """The order of the stages is their meaning; each line says why a stage sits where it does."""
         config = self.config
-        conditional = {
-            domain: self._group([Upstream(ep) for ep in servers]) for domain, servers in config.upstream.conditional
-        }
+        conditional = {}
+        for domain, servers in config.upstream.conditional:
+            upstreams = [Upstream(ep) for ep in servers]
+            self.all_upstreams += upstreams
+            conditional[domain] = self._group(upstreams)
         # forward: last, it answers whatever nobody before it could.
         self.forward = ForwardStage(self._group(self.upstreams), conditional, self.clock)
         # cache: before forward, so a hit never leaves the process; after policy, so a policy change
@@ -82,7 +85,7 @@ class App:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.upstreams}
+        families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.all_upstreams}
         server = self.config.server
         for ep in server.listen:
             udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.reuse_port)

@@ -10,6 +10,7 @@ import asyncio
 
 from sinkdns.model import Request, Response
 from sinkdns.transport.dispatch import Dispatcher
+from sinkdns.wire.build import truncated
 
 
 class TcpConnection(asyncio.Protocol):
@@ -56,10 +57,13 @@ class TcpConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return
-        if res.wire is None:
+        wire = res.wire
+        if wire is None:
             self._close()
             return
-        transport.write(len(res.wire).to_bytes(2, "big") + res.wire)
+        if len(wire) > 0xFFFF:  # cannot be framed (RFC 7766 8): the client learns it was cut
+            wire = truncated(req)
+        transport.write(len(wire).to_bytes(2, "big") + wire)
         if self.paused and self.outstanding < self.max_pipeline:
             self.paused = False
             transport.resume_reading()

@@ -69,6 +69,7 @@ class UdpPool:
         self._opening: set[asyncio.Task] = set()
 
     async def open(self, families: set[int]) -> None:
+        """Open `size` sockets for each address family the upstreams use; call once before exchange."""
         for family in families:
             self._sockets[family] = [await self._new_socket(family) for _ in range(self.size)]
 
@@ -83,8 +84,6 @@ class UdpPool:
     async def exchange(self, up: Upstream, query: bytes, name: bytes, tail: bytes, timeout: float) -> bytes:
         """Send `query` (its ID is replaced) to `up` and return the matching answer's bytes."""
         family = socket.AF_INET6 if up.family_v6 else socket.AF_INET
-        if family not in self._sockets:
-            await self.open({family})
         sockets = self._sockets[family]
         sock = _random.choice(sockets)
         qid = _random.getrandbits(16)

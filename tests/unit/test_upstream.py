@@ -75,6 +75,7 @@ def test_pool_sockets_are_renewed():
 def test_group_raises_with_every_attempt_when_nobody_answers():
     async def main():
         pool = UdpPool(4)
+        await pool.open({socket.AF_INET})
         with FakeUpstream(lambda q, t: []) as one, FakeUpstream(lambda q, t: []) as two:
             ups = [Upstream(("127.0.0.1", one.port)), Upstream(("127.0.0.1", two.port))]
             group = UpstreamGroup(ups, pool, 0.2, 1.0)
@@ -97,6 +98,7 @@ def test_truncated_udp_answer_is_fetched_over_tcp():
 
     async def main():
         pool = UdpPool(4)
+        await pool.open({socket.AF_INET})
         with FakeUpstream(truncating) as fake:
             group = UpstreamGroup([Upstream(("127.0.0.1", fake.port))], pool, 1.0, 2.0)
             reply = await group.ask(request("big.example", "TXT"))
@@ -110,6 +112,7 @@ def test_truncated_udp_answer_is_fetched_over_tcp():
 def test_forward_shares_one_exchange_and_answers_servfail_when_it_fails():
     async def main():
         pool = UdpPool(4)
+        await pool.open({socket.AF_INET})
         with FakeUpstream(lambda q, t: [0.2, *a_record(q, t)]) as fake:
             group = UpstreamGroup([Upstream(("127.0.0.1", fake.port))], pool, 1.0, 2.0)
             stage = ForwardStage(group, {})
