@@ -19,6 +19,9 @@ from sinkdns.resolvers.forward import ForwardStage
 from sinkdns.resolvers.guard import GuardStage
 from sinkdns.resolvers.instrument import InstrumentStage, QueryStats
 from sinkdns.resolvers.local import LocalStage
+from sinkdns.resolvers.policy import PolicyStage
+from sinkdns.policy.customers import Defaults
+from sinkdns.policy.holder import PolicyHolder
 from sinkdns.transport.dispatch import Dispatcher
 from sinkdns.transport.tcp import TcpConnection
 from sinkdns.transport.udp import UdpServer
@@ -42,6 +45,15 @@ def upstream_endpoints(config: Config) -> tuple:
     return servers
 
 
+def policy_holder(config: Config) -> PolicyHolder:
+    """The policy of `config.policy.zones`, loaded; a failing file is logged and the rest serves."""
+    page = config.blockpage
+    defaults = Defaults(reason=page.reason, link=page.policy_url, contact=page.contact, ttl=config.policy.ttl)
+    holder = PolicyHolder(config.policy.zones, defaults)
+    holder.load()
+    return holder
+
+
 class App:
     """One sinkdns process: the chain, its listeners and its upstream sockets."""
 
@@ -53,6 +65,7 @@ class App:
         self.pool = UdpPool(config.upstream.pool_size)
         self.upstreams = [Upstream(ep) for ep in upstream_endpoints(config)]
         self.all_upstreams = list(self.upstreams)  # the default ones and those of conditional domains
+        self.policy = policy_holder(config)
         self.chain = self.build_chain()
         self.dispatcher = Dispatcher(self.chain, clock)
         self.servers: list = []
@@ -72,12 +85,14 @@ class App:
             conditional[domain] = self._group(upstreams)
         # forward: last, it answers whatever nobody before it could.
         self.forward = ForwardStage(self._group(self.upstreams), conditional, self.clock)
-        # cache: before forward, so a hit never leaves the process; after policy, so a policy change
-        # applies to cached names at once.
+        # cache: before forward, so a hit never leaves the process.
         self.cache = CacheStage(self.forward, config.cache.size, config.cache.servfail_ttl, self.clock)
+        # policy: before the cache, so a policy change applies to cached names at once, and around it,
+        # so CNAME targets and addresses of cached and forwarded answers are judged too.
+        policy = PolicyStage(self.cache, self.policy, config.policy, config.blockpage)
         # local: names that must never leave (localhost, .onion, private reverse zones) are answered
         # before policy and cache, unless the operator forwards them to a server of their own.
-        local = LocalStage(self.cache, tuple(conditional))
+        local = LocalStage(policy, tuple(conditional))
         # guard: bad queries, other opcodes and classes are answered before any real work.
         guard = GuardStage(local)
         # instrument: first, so every answer, whoever wrote it, is counted and timed.
@@ -133,6 +148,14 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task] = set()
+
+    def reload() -> None:
+        task = loop.create_task(app.policy.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await app.start()
     info = app.ready_info()
     if control_fd is not None:

@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="say what sinkdns would answer for a name, and why")
     explain.add_argument("name")
-    explain.add_argument("--type", default="A", metavar="TYPE")
+    explain.add_argument("--type", metavar="TYPE", help="one type (default: the common ones)")
     explain.add_argument("--zones", metavar="DIR")
     explain.add_argument("--config", metavar="FILE")
 
@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _serve(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "explain":
+            return _explain(args)
         print(f"sinkdns {args.command}: not available in this version", file=sys.stderr)
         return 2
     except SinkdnsError as exc:
@@ -86,6 +90,20 @@ def _serve(args: argparse.Namespace) -> int:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(main)
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from sinkdns.policy.report import check_command
+
+    config = configuration.load(args.config, {"zones": args.dir})
+    return check_command(config.policy.zones, args.strict, args.json, sys.stdout)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from sinkdns.policy.report import explain_command
+
+    config = configuration.load(args.config, {"zones": args.zones})
+    return explain_command(args.name, args.type or "", config.policy.zones, config.policy, config.blockpage, sys.stdout)
 
 
 def _loop_factory():

@@ -1,0 +1,106 @@
+"""The current policy, and reloads that never lose a query.
+
+A reload parses changed files in an executor thread and installs the new index with one attribute
+assignment; queries in flight keep the index they already read. Overlapping reload requests coalesce:
+a request made while a load runs is served by the next load, never by a second concurrent one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from typing import Callable
+
+from sinkdns.policy.customers import Defaults
+from sinkdns.policy.files import SIZE_LIMIT
+from sinkdns.policy.index import PolicyIndex
+from sinkdns.policy.loader import LoadState, load
+
+SUCCESS = "success"
+PARTIAL = "partial"
+FAILURE = "failure"
+
+log = logging.getLogger("sinkdns.policy")
+
+
+class PolicyHolder:
+    """Owns the current PolicyIndex. Call it (no arguments) for the index in force."""
+
+    def __init__(
+        self,
+        zones_dir: str,
+        defaults: Defaults = Defaults(),
+        clock: Callable[[], float] = time.time,
+        size_limit: int = SIZE_LIMIT,
+        on_load: Callable[[str, LoadState], None] | None = None,
+    ) -> None:
+        self.zones_dir = zones_dir
+        self.defaults = defaults
+        self.clock = clock
+        self.size_limit = size_limit
+        self.on_load = on_load
+        self.index = PolicyIndex.empty()
+        self.state: LoadState | None = None
+        self.reloads: Counter[str] = Counter({SUCCESS: 0, PARTIAL: 0, FAILURE: 0})
+        self.file_errors: Counter[str] = Counter()  # file name -> failed loads of that file
+        self.last_success: float | None = None  # wall time of the last load without any error
+        self._lock = asyncio.Lock()
+        self._requested = 0
+        self._completed = 0
+        self._last_result = SUCCESS
+
+    def __call__(self) -> PolicyIndex:
+        return self.index
+
+    def load(self) -> str:
+        """Load synchronously (start-up, `sinkdns check`); returns success, partial or failure."""
+        return self._install(load(self.zones_dir, self.state, self.defaults, self.size_limit))
+
+    async def reload(self) -> str:
+        """Reload off the event loop (SIGHUP, file watcher); returns success, partial or failure."""
+        self._requested += 1
+        ticket = self._requested
+        async with self._lock:
+            if self._completed >= ticket:
+                return self._last_result
+            target = self._requested
+            loop = asyncio.get_running_loop()
+            state = await loop.run_in_executor(None, load, self.zones_dir, self.state, self.defaults, self.size_limit)
+            self._completed = target
+            return self._install(state)
+
+    def _install(self, state: LoadState) -> str:
+        previous = self.state.files if self.state is not None else {}
+        self.state = state
+        self.index = state.index  # the swap: one assignment
+        if state.error:
+            log.error("%s; the last good policy stays in force", state.error)
+            result = FAILURE
+        else:
+            result = PARTIAL if any(f.error for f in state.files.values()) else SUCCESS
+        for name, file in state.files.items():
+            if file.error:
+                self.file_errors[name] += 1
+                kept = "its last good version stays in force" if file.stale else "it is not in force"
+                log.error("%s (%s)", file.error, kept)
+            elif file.rules is not None and file.rules.warnings and previous.get(name) is not file:
+                log.warning("%s: %d lines skipped, %d unsupported; first: %s", name, file.rules.skipped,
+                            file.rules.unsupported, file.rules.warnings[0])
+        self.reloads[result] += 1
+        if result == SUCCESS:
+            self.last_success = self.clock()
+        self._last_result = result
+        if self.on_load is not None:
+            self.on_load(result, state)
+        return result
+
+    def degraded(self) -> str | None:
+        """Text for /healthz when some policy is not as written (a file or the directory failed), else None."""
+        if self.state is None:
+            return "policy not loaded yet"
+        errors = self.state.errors
+        if not errors:
+            return None
+        return f"policy degraded: {len(errors)} error(s): " + "; ".join(errors)
