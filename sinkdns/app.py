@@ -13,7 +13,13 @@ import time
 from sinkdns.config import Config, format_endpoint, resolv_conf_upstreams
 from sinkdns.errors import ConfigError
 from sinkdns.listen import bind_pair
+from sinkdns.metrics.collector import make_registry
+from sinkdns.metrics.http import SERVING, STARTING, STOPPING, Health, on_loop, start_metrics_server
+from sinkdns.metrics.policy_facts import HolderFacts
+from sinkdns.metrics.snapshot import take_snapshot
+from sinkdns.querylog import QueryLog
 from sinkdns.model import Handler
+from sinkdns.services import open_block_page, ready_info
 from sinkdns.resolvers.cache import CacheStage
 from sinkdns.resolvers.forward import ForwardStage
 from sinkdns.resolvers.guard import GuardStage
@@ -57,15 +63,22 @@ def policy_holder(config: Config) -> PolicyHolder:
 class App:
     """One sinkdns process: the chain, its listeners and its upstream sockets."""
 
-    def __init__(self, config: Config, clock=time.monotonic, reuse_port: bool = False) -> None:
+    def __init__(self, config: Config, clock=time.monotonic, worker: bool = False) -> None:
         self.config = config
-        self.reuse_port = reuse_port
+        self.worker = worker  # a worker of a supervisor: shares the port, leaves HTTP to the supervisor
         self.clock = clock
-        self.stats = QueryStats()
+        self.stats = QueryStats(config.metrics.rule_series)
+        ql = config.querylog
+        self.querylog = QueryLog(ql.path, ql.max_bytes, ql.backups, ql.truncate_clients, ql.queue_size) if ql.path else None
         self.pool = UdpPool(config.upstream.pool_size)
         self.upstreams = [Upstream(ep) for ep in upstream_endpoints(config)]
         self.all_upstreams = list(self.upstreams)  # the default ones and those of conditional domains
         self.policy = policy_holder(config)
+        self.policy_facts = HolderFacts(self.policy)
+        self.block_page = None
+        self.block_page_counts = None  # the block page's view counts, when this process serves it
+        self.state = STARTING
+        self.metrics_server = None
         self.chain = self.build_chain()
         self.dispatcher = Dispatcher(self.chain, clock)
         self.servers: list = []
@@ -96,14 +109,28 @@ class App:
         # guard: bad queries, other opcodes and classes are answered before any real work.
         guard = GuardStage(local)
         # instrument: first, so every answer, whoever wrote it, is counted and timed.
-        return InstrumentStage(guard, self.stats, self.clock)
+        return InstrumentStage(guard, self.stats, self.clock, self.querylog)
+
+    def health(self) -> Health:
+        """For /healthz: serving or not, and the parts that are degraded."""
+        now = self.clock()
+        degraded = [f"upstream {u.label} backed off" for u in self.all_upstreams if not u.healthy(now)]
+        degraded += self.policy_facts.degraded
+        return Health(self.state, tuple(degraded))
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        if self.config.metrics.listen is not None and not self.worker:  # first: /healthz says "starting"
+            registry = make_registry(on_loop(self.snapshot, loop))
+            self.metrics_server = await start_metrics_server(self.config.metrics.listen, registry, self.health)
+        if not self.worker:
+            self.block_page, self.block_page_counts = await open_block_page(self.config, self.policy)
+        if self.querylog is not None:
+            self.querylog.start()
         families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.all_upstreams}
         server = self.config.server
         for ep in server.listen:
-            udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.reuse_port)
+            udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
             udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher), sock=udp_sock)
             tcp = await loop.create_server(
                 lambda: TcpConnection(self.dispatcher, server.tcp_idle_timeout, server.tcp_max_pipeline),
@@ -113,20 +140,29 @@ class App:
             host, port = udp_sock.getsockname()[:2]
             self.addresses.append(format_endpoint((host, port)))
         await self.pool.open(families)
+        self.state = SERVING
 
     def snapshot(self) -> dict:
         """This process's counts as plain data, for the metrics endpoint (summed across workers)."""
-        return {"queries": [[*key, n] for key, n in self.stats.queries.items()]}
+        return take_snapshot(self)
 
     def ready_info(self) -> dict:
-        return {"dns": self.addresses, "metrics": None, "block_page": []}
+        metrics = self.metrics_server.address if self.metrics_server is not None else None
+        return ready_info(self.addresses, metrics, self.block_page)
 
     async def stop(self) -> None:
         """Stop listening, answer what is in flight (a few seconds at most), then release the sockets."""
+        self.state = STOPPING
         for server in self.servers:
             server.close()
         await self.dispatcher.drain(DRAIN_SECONDS)
         self.pool.close()
+        if self.querylog is not None:
+            await asyncio.to_thread(self.querylog.close)
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
+        if self.block_page is not None:
+            await self.block_page.close()
 
 
 def write_ready_file(path: str, info: dict) -> None:
@@ -143,7 +179,7 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
     With `control_fd` this process is a worker of a supervisor (see supervisor.py): it reports readiness
     and answers requests for its counts over that socket instead of writing the ready file.
     """
-    app = App(config, reuse_port=control_fd is not None)
+    app = App(config, worker=control_fd is not None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", metavar="N", help="worker processes sharing the port (default 1)")
     serve.add_argument("--ready-file", metavar="PATH", help="write the bound addresses here as JSON once serving")
     serve.add_argument("--log-level", metavar="LEVEL", help="debug, info, warning or error (default info)")
+    serve.add_argument("--query-log", metavar="PATH", help="write one JSON line per query here (default off)")
     serve.add_argument("--worker-control", type=int, help=argparse.SUPPRESS)
 
     check = commands.add_parser("check", help="validate the policy files")
@@ -64,8 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "explain":
             return _explain(args)
-        print(f"sinkdns {args.command}: not available in this version", file=sys.stderr)
-        return 2
+        return _ca_export(args)
     except SinkdnsError as exc:
         print(f"sinkdns: {exc}", file=sys.stderr)
         return 2
@@ -76,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         "listen": args.listen, "upstream": args.upstream, "zones": args.zones, "block_ip": args.block_ip,
         "block_ipv6": args.block_ipv6, "metrics": args.metrics, "block_page": args.block_page,
         "block_page_tls": args.block_page_tls, "state_dir": args.state_dir, "workers": args.workers,
-        "ready_file": args.ready_file, "log_level": args.log_level,
+        "ready_file": args.ready_file, "log_level": args.log_level, "query_log": args.query_log,
     }
     config = configuration.load(args.config, flags)
     from sinkdns import app, logs, supervisor
@@ -104,6 +104,17 @@ def _explain(args: argparse.Namespace) -> int:
 
     config = configuration.load(args.config, {"zones": args.zones})
     return explain_command(args.name, args.type or "", config.policy.zones, config.policy, config.blockpage, sys.stdout)
+
+
+def _ca_export(args: argparse.Namespace) -> int:
+    from sinkdns.blockpage import CertificateError, export_ca
+
+    try:
+        print(export_ca(args.state_dir or configuration.default_state_dir()), end="")
+    except CertificateError as exc:
+        print(f"sinkdns: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _loop_factory():

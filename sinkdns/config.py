@@ -129,6 +129,12 @@ def _log_level(value: Any) -> str:
     return text
 
 
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return value
+
+
 def _metrics_listen(value: Any) -> Endpoint | None:
     return None if value == "off" else endpoint(value)
 
@@ -183,6 +189,16 @@ class CacheConfig:
 @dataclass(frozen=True)
 class MetricsConfig:
     listen: Endpoint | None = field(default=("127.0.0.1", 9153), metadata=_parse(_metrics_listen, "metrics"))
+    rule_series: int = field(default=10_000, metadata=_parse(_int(0, 1_000_000)))
+
+
+@dataclass(frozen=True)
+class QueryLogConfig:
+    path: str | None = field(default=None, metadata=_parse(_optional_text, "query_log"))
+    max_bytes: int = field(default=100 * 1024 * 1024, metadata=_parse(_int(4096, 1 << 40)))
+    backups: int = field(default=5, metadata=_parse(_int(0, 1000)))
+    truncate_clients: bool = field(default=False, metadata=_parse(_bool))
+    queue_size: int = field(default=10_000, metadata=_parse(_int(1, 10_000_000)))
 
 
 @dataclass(frozen=True)
@@ -203,6 +219,7 @@ class Config:
     policy: PolicyConfig = PolicyConfig()
     cache: CacheConfig = CacheConfig()
     metrics: MetricsConfig = MetricsConfig()
+    querylog: QueryLogConfig = QueryLogConfig()
     blockpage: BlockPageConfig = BlockPageConfig()
 
 

@@ -16,9 +16,13 @@ import socket
 import sys
 from dataclasses import replace
 
-from sinkdns.app import write_ready_file
+from sinkdns.app import policy_holder, write_ready_file
 from sinkdns.config import Config, format_endpoint
 from sinkdns.listen import bind_pair
+from sinkdns.services import open_block_page, ready_info
+from sinkdns.metrics.collector import make_registry
+from sinkdns.metrics.http import SERVING, STARTING, STOPPING, Health, on_loop, start_metrics_server
+from sinkdns.metrics.snapshot import merge
 
 log = logging.getLogger("sinkdns.supervisor")
 
@@ -77,7 +81,7 @@ def worker_argv(config_path: str | None, flags: dict, listen: tuple) -> list[str
     argv = ["serve"]
     if config_path:
         argv += ["--config", config_path]
-    skip = {"listen", "workers", "ready_file", "metrics", "block_page", "block_page_tls"}
+    skip = {"listen", "workers", "ready_file"}
     for name, value in flags.items():
         if value is None or name in skip:
             continue
@@ -85,7 +89,7 @@ def worker_argv(config_path: str | None, flags: dict, listen: tuple) -> list[str
             argv += [f"--{name.replace('_', '-')}", str(item)]
     for ep in listen:
         argv += ["--listen", format_endpoint(ep)]
-    return argv + ["--workers", "1", "--metrics", "off"]
+    return argv + ["--workers", "1"]
 
 
 async def supervise(config: Config, config_path: str | None, flags: dict) -> None:
@@ -94,6 +98,22 @@ async def supervise(config: Config, config_path: str | None, flags: dict) -> Non
     listen = tuple((ep[0], udp.getsockname()[1]) for ep, (udp, _) in zip(config.server.listen, probes))
     argv = worker_argv(config_path, flags, listen)
     workers = [Worker(i) for i in range(config.server.workers)]
+    loop = asyncio.get_running_loop()
+    state = STARTING
+
+    async def gather() -> dict:
+        snapshots = await asyncio.gather(*(w.snapshot() for w in workers))
+        return merge([s for s in snapshots if s is not None])
+
+    def health() -> Health:
+        missing = [f"worker {w.index} restarting" for w in workers if w.proc is None or w.proc.returncode is not None]
+        return Health(state, tuple(missing))
+
+    metrics = None
+    if config.metrics.listen is not None:
+        metrics = await start_metrics_server(config.metrics.listen, make_registry(on_loop(gather, loop)), health)
+    policy = policy_holder(config)  # the block page judges Host names with the policy the workers enforce
+    block_page, _ = await open_block_page(config, policy)
     try:
         await asyncio.gather(*(w.start(argv) for w in workers))
     finally:
@@ -101,22 +121,36 @@ async def supervise(config: Config, config_path: str | None, flags: dict) -> Non
             udp.close()
             tcp.close()
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    state = SERVING
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, lambda: [w.signal(signal.SIGHUP) for w in workers])
-    info = {"dns": [format_endpoint(ep) for ep in listen], "metrics": None, "block_page": []}
+    reloads: set[asyncio.Task] = set()
+
+    def reload() -> None:
+        for w in workers:
+            w.signal(signal.SIGHUP)
+        task = loop.create_task(policy.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    info = ready_info([format_endpoint(ep) for ep in listen], metrics and metrics.address, block_page)
     log.info("ready", extra={"dns": ",".join(info["dns"]), "workers": len(workers)})
     if config.server.ready_file:
         write_ready_file(config.server.ready_file, info)
     keepers = [loop.create_task(_keep_alive(w, argv, stop)) for w in workers]
     await stop.wait()
     log.info("stopping")
+    state = STOPPING
     for w in workers:
         w.signal(signal.SIGTERM)
     await asyncio.wait(keepers, timeout=STOP_TIMEOUT)
     for w in workers:
         w.signal(signal.SIGKILL)
+    if metrics is not None:
+        await metrics.close()
+    if block_page is not None:
+        await block_page.close()
 
 
 async def _keep_alive(worker: Worker, argv: list[str], stop: asyncio.Event) -> None:

@@ -10,7 +10,7 @@ import bisect
 import time
 from collections import defaultdict
 
-from sinkdns.model import Handler, Request, Response, Result
+from sinkdns.model import Decision, Handler, Outcome, Request, Response, Result
 from sinkdns.resolvers.base import Stage, then
 from sinkdns.wire import constants as c
 
@@ -26,12 +26,24 @@ BUCKETS = (
 )
 
 
-class QueryStats:
-    """Counts by (transport, qtype label, result), and a latency histogram by result."""
+# Rules beyond the series cap are counted under this name, per customer.
+OTHER_RULE = "other"
+ALLOW = "allow"
 
-    def __init__(self) -> None:
+
+class QueryStats:
+    """Counts by (transport, qtype label, result), and a latency histogram by result.
+
+    Policy matches count by (customer, zone, action) and by (customer, rule); rule names come from the
+    operator's files, never from the query, and at most `rule_series` of them get a series of their own
+    so a million-line list cannot blow up the scrape.
+    """
+
+    def __init__(self, rule_series: int = 10_000) -> None:
         self.queries: defaultdict[tuple[str, str, str], int] = defaultdict(int)
         self.blocked: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+        self.rules: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.rule_series = rule_series
         self.latency: dict[str, list[int]] = {}
         self.latency_sum: defaultdict[str, float] = defaultdict(float)
 
@@ -43,16 +55,28 @@ class QueryStats:
         counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum[outcome] += seconds
 
+    def decided(self, decision: Decision) -> None:
+        """A policy match: allows count as rule hits only, everything else (dry-run included) as blocked too."""
+        customer = decision.customer
+        if decision.action != ALLOW:
+            self.blocked[(customer, decision.zone, decision.action)] += 1
+        key = (customer, decision.rule)
+        rules = self.rules
+        if key not in rules and len(rules) >= self.rule_series:
+            key = (customer, OTHER_RULE)
+        rules[key] += 1
+
 
 class InstrumentStage(Stage):
     """First in the chain, so it sees every answer, whoever wrote it."""
 
     name = "instrument"
 
-    def __init__(self, next: Handler, stats: QueryStats, clock=time.monotonic) -> None:
+    def __init__(self, next: Handler, stats: QueryStats, clock=time.monotonic, querylog=None) -> None:
         super().__init__(next)
         self.stats = stats
         self.clock = clock
+        self.querylog = querylog  # a QueryLog, or None when the log is off
 
     def __call__(self, req: Request) -> Result:
         return then(self.next(req), lambda res: self._record(req, res))
@@ -61,5 +85,8 @@ class InstrumentStage(Stage):
         self.stats.record(req.transport, req.qtype, res.outcome, self.clock() - req.received)
         decision = res.decision
         if decision is not None:
-            self.stats.blocked[(decision.customer, decision.zone, decision.action)] += 1
+            self.stats.decided(decision)
+        if self.querylog is not None:
+            entry = res.entry
+            self.querylog.log(req, res, entry.upstream if entry is not None and res.outcome != Outcome.CACHED else "")
         return res

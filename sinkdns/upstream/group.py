@@ -65,6 +65,7 @@ class UpstreamGroup:
                 if data[2] & 0x02:  # TC: the whole answer only fits over TCP
                     data = await exchange_tcp(up, query, name, tail, min(self.timeout, deadline - clock()))
                 reply = Reply.from_wire(data, question_end, clock(), self.min_ttl, self.max_ttl)
+                reply.upstream = up.label
             except TimeoutError:
                 up.requests["timeout"] += 1
                 up.failed(clock())

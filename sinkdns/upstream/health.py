@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 
 from sinkdns.config import Endpoint, format_endpoint
+from sinkdns.resolvers.instrument import BUCKETS
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
@@ -24,6 +26,7 @@ class Upstream:
         self.ignored = 0
         self.latency_sum = 0.0
         self.latency_count = 0
+        self.latency_buckets = [0] * (len(BUCKETS) + 1)  # the same buckets as client latency, +Inf last
 
     def healthy(self, now: float) -> bool:
         return now >= self.down_until
@@ -37,6 +40,7 @@ class Upstream:
         self.down_until = 0.0
         self.latency_sum += seconds
         self.latency_count += 1
+        self.latency_buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
 
     def __repr__(self) -> str:
         return f"Upstream({self.label})"

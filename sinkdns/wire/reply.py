@@ -28,7 +28,7 @@ class Reply:
 
     __slots__ = (
         "rcode", "flags", "ancount", "nscount", "arcount", "body", "ttl_offsets", "ttls",
-        "ttl", "names", "addresses", "stored",
+        "ttl", "names", "addresses", "stored", "upstream",
     )
 
     def __init__(self) -> None:
@@ -44,6 +44,7 @@ class Reply:
         self.names: tuple[str, ...] = ()
         self.addresses: tuple[str, ...] = ()
         self.stored = 0.0
+        self.upstream = ""  # the server that gave it (host:port), for the query log
 
     @property
     def negative(self) -> bool:

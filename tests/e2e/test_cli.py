@@ -75,7 +75,8 @@ def test_port_in_use_exits_2():
 def test_ready_file_and_sigterm(nsd, start_sinkdns):
     server = start_sinkdns("--upstream", nsd.address)
     info = json.loads(server.ready_file.read_text())
-    assert set(info) == {"dns", "metrics", "block_page"}
+    assert set(info) == {"dns", "metrics", "block_page", "block_page_tls"}
+    assert len(info["block_page"]) == 1 and info["block_page_tls"] == []
     assert info["dns"] == [f"127.0.0.1:{server.port}"]
     assert "ready" in server.log()
     assert server.stop() == 0

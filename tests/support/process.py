@@ -23,6 +23,10 @@ class Sinkdns:
         self.args = list(args)
         if "--metrics" not in self.args:
             self.args += ["--metrics", "off"]
+        if "--block-page" not in self.args:
+            self.args += ["--block-page", "127.0.0.1:0"]
+        if "--state-dir" not in self.args:
+            self.args += ["--state-dir", str(workdir / "state")]
         if "--zones" not in self.args and not any(a.startswith("--config") for a in self.args):
             (workdir / "zones").mkdir(exist_ok=True)
             self.args += ["--zones", str(workdir / "zones")]

@@ -12,6 +12,7 @@ INSTALL_HINTS = {
     "dig": "apt-get install bind9-dnsutils",
     "chromium": "apt-get install chromium",
     "prometheus": "apt-get install prometheus",
+    "promtool": "apt-get install prometheus",
 }
 
 
