@@ -187,3 +187,19 @@ def test_ipv6_listener(nsd, start_sinkdns):
     (v6host, v6port), _ = server.dns
     response = dns.query.udp(dns.message.make_query("www.sinkdns.test", "A"), v6host, port=v6port, timeout=5)
     assert response.answer[0][0].address == "192.0.2.10"
+
+
+def test_idle_tcp_connection_is_closed(nsd, start_sinkdns, tmp_path):
+    config = tmp_path / "idle.toml"
+    config.write_text("[server]\ntcp_idle_timeout = 0.5\n")
+    server = start_sinkdns("--config", str(config), "--upstream", nsd.address)
+    with socket.create_connection((server.host, server.port), timeout=5) as conn:
+        started = time.monotonic()
+        assert conn.recv(1) == b""  # closed by the server, not by our 5 s timeout
+        assert time.monotonic() - started < 1.0 + 0.5
+
+
+def test_zero_length_tcp_message_closes_the_connection(server):
+    with socket.create_connection((server.host, server.port), timeout=5) as conn:
+        conn.sendall(b"\x00\x00")
+        assert conn.recv(1) == b""
