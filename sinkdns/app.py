@@ -28,6 +28,7 @@ from sinkdns.resolvers.local import LocalStage
 from sinkdns.resolvers.policy import PolicyStage
 from sinkdns.policy.customers import Defaults
 from sinkdns.policy.holder import PolicyHolder
+from sinkdns.policy.watch import ZonesWatcher, included_paths, scan
 from sinkdns.transport.dispatch import Dispatcher
 from sinkdns.transport.tcp import TcpConnection
 from sinkdns.transport.udp import UdpServer
@@ -179,11 +180,8 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
     With `control_fd` this process is a worker of a supervisor (see supervisor.py): it reports readiness
     and answers requests for its counts over that socket instead of writing the ready file.
     """
-    app = App(config, worker=control_fd is not None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task] = set()
 
     def reload() -> None:
@@ -191,8 +189,19 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
+    # Before the start-up policy load, which can take seconds: a SIGHUP meanwhile must not end the
+    # process. The callback runs once the loop runs again, after App() returned, and reloads what changed.
     loop.add_signal_handler(signal.SIGHUP, reload)
+    interval = config.policy.watch_interval if control_fd is None else 0  # workers: the supervisor watches
+    baseline = scan(config.policy.zones) if interval else None  # before the load: a change during it is seen
+    app = App(config, worker=control_fd is not None)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     await app.start()
+    watcher = None
+    if interval:
+        watcher = ZonesWatcher(config.policy.zones, app.policy.reload, interval, extra_paths=lambda: included_paths(app.policy))
+        watcher.start(baseline)
     info = app.ready_info()
     if control_fd is not None:
         control = await worker_control(control_fd, info, app.snapshot, stop)
@@ -202,6 +211,8 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
             write_ready_file(config.server.ready_file, info)
     await stop.wait()
     log.info("stopping")
+    if watcher is not None:
+        await watcher.stop()
     await app.stop()
     if control_fd is not None:
         control.cancel()

@@ -100,6 +100,13 @@ def _seconds(low: float, high: float) -> Callable[[Any], float]:
     return parse
 
 
+def _watch_interval(value: Any) -> float:
+    seconds = _seconds(0, 3600)(value)
+    if 0 < seconds < 0.1:
+        raise ValueError(f"expected 0 (off) or seconds from 0.1 to 3600, got {value!r}")
+    return seconds
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {value!r}")
@@ -176,6 +183,7 @@ class PolicyConfig:
     block_ip: tuple[str, ...] = field(default=("127.0.0.1",), metadata=_parse(_list_of(_ip(4)), "block_ip"))
     block_ipv6: tuple[str, ...] = field(default=(), metadata=_parse(_list_of(_ip(6)), "block_ipv6"))
     ttl: int = field(default=60, metadata=_parse(_int(0, 86400)))
+    watch_interval: float = field(default=2.0, metadata=_parse(_watch_interval))  # 0: reload on SIGHUP only
 
 
 @dataclass(frozen=True)

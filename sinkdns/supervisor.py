@@ -19,6 +19,7 @@ from dataclasses import replace
 from sinkdns.app import policy_holder, write_ready_file
 from sinkdns.config import Config, format_endpoint
 from sinkdns.listen import bind_pair
+from sinkdns.policy.watch import ZonesWatcher, included_paths
 from sinkdns.services import open_block_page, ready_info
 from sinkdns.metrics.collector import make_registry
 from sinkdns.metrics.http import SERVING, STARTING, STOPPING, Health, on_loop, start_metrics_server
@@ -126,14 +127,22 @@ async def supervise(config: Config, config_path: str | None, flags: dict) -> Non
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task] = set()
 
-    def reload() -> None:
+    async def reload_all() -> None:
         for w in workers:
             w.signal(signal.SIGHUP)
-        task = loop.create_task(policy.reload())
+        await policy.reload()
+
+    def reload() -> None:
+        task = loop.create_task(reload_all())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    watcher = None
+    if config.policy.watch_interval:
+        watcher = ZonesWatcher(config.policy.zones, reload_all, config.policy.watch_interval,
+                               extra_paths=lambda: included_paths(policy))
+        watcher.start()
     info = ready_info([format_endpoint(ep) for ep in listen], metrics and metrics.address, block_page)
     log.info("ready", extra={"dns": ",".join(info["dns"]), "workers": len(workers)})
     if config.server.ready_file:
@@ -142,6 +151,8 @@ async def supervise(config: Config, config_path: str | None, flags: dict) -> Non
     await stop.wait()
     log.info("stopping")
     state = STOPPING
+    if watcher is not None:
+        await watcher.stop()
     for w in workers:
         w.signal(signal.SIGTERM)
     await asyncio.wait(keepers, timeout=STOP_TIMEOUT)

@@ -65,3 +65,14 @@ def test_resolv_conf_skips_our_own_address(tmp_path):
     found = config.resolv_conf_upstreams((("127.0.0.1", 53), ("::1", 53)), str(resolv))
     assert found == (("192.0.2.1", 53), ("fe80::1", 53))
     assert config.resolv_conf_upstreams((("127.0.0.1", 1053),), str(resolv))[0] == ("127.0.0.1", 53)
+
+
+@pytest.mark.parametrize("value, ok", [(0, True), (2, True), (0.5, True), (0.05, False), (-1, False)])
+def test_watch_interval(tmp_path, value, ok):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[policy]\nwatch_interval = {value}\n")
+    if ok:
+        assert config.load(str(path)).policy.watch_interval == value
+    else:
+        with pytest.raises(ConfigError, match="policy.watch_interval"):
+            config.load(str(path))
