@@ -184,6 +184,12 @@ class PolicyConfig:
     block_ipv6: tuple[str, ...] = field(default=(), metadata=_parse(_list_of(_ip(6)), "block_ipv6"))
     ttl: int = field(default=60, metadata=_parse(_int(0, 86400)))
     watch_interval: float = field(default=2.0, metadata=_parse(_watch_interval))  # 0: reload on SIGHUP only
+    # Names browsers look up to decide whether to bypass this resolver (Firefox's DNS-over-HTTPS canary,
+    # iCloud Private Relay): answered NXDOMAIN so they keep using it.
+    canaries: tuple[str, ...] = field(
+        default=("use-application-dns.net", "mask.icloud.com", "mask-h2.icloud.com"),
+        metadata=_parse(_list_of(_domain)),
+    )
 
 
 @dataclass(frozen=True)

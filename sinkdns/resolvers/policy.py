@@ -19,9 +19,6 @@ from sinkdns.policy.index import PolicyIndex
 from sinkdns.policy.rule import ALLOW, TCP_ONLY, Rule
 from sinkdns.resolvers.base import Stage, then
 
-# Names browsers look up to decide whether to bypass the system resolver (Firefox DoH, iCloud Private Relay).
-CANARIES = ("use-application-dns.net", "mask.icloud.com", "mask-h2.icloud.com")
-
 
 class PolicyStage(Stage):
     """Answers blocked queries from the current PolicyIndex; everything else goes to `next`."""
@@ -35,13 +32,12 @@ class PolicyStage(Stage):
         config: PolicyConfig,
         blockpage: BlockPageConfig,
         clock: Callable[[], float] = time.time,
-        canaries: tuple[str, ...] = CANARIES,
     ) -> None:
         super().__init__(next)
         self.policy = policy  # a PolicyHolder, or any zero-argument callable returning the index
         self.answers = BlockAnswers(config, blockpage)
         self.clock = clock  # wall-clock seconds: `until` is a moment in real time
-        self.canaries = frozenset(canaries)
+        self.canaries = frozenset(config.canaries)  # names browsers probe before bypassing this resolver
 
     def __call__(self, req: Request) -> Result:
         qname = req.qname

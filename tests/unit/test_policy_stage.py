@@ -63,8 +63,8 @@ def index(tmp_path_factory):
 
 
 def make_stage(index, next=lambda req: FORWARDED, block_ipv6=("2001:db8::1",), **kw):
-    config = PolicyConfig(block_ip=("192.0.2.1", "192.0.2.2"), block_ipv6=block_ipv6, ttl=60)
-    return PolicyStage(next, lambda: index, config, BlockPageConfig(operator="Op"), clock=lambda: NOW, **kw)
+    config = PolicyConfig(block_ip=("192.0.2.1", "192.0.2.2"), block_ipv6=block_ipv6, ttl=60, **kw)
+    return PolicyStage(next, lambda: index, config, BlockPageConfig(operator="Op"), clock=lambda: NOW)
 
 
 def query(name, qtype="A", edns=True, signal=False, transport="udp", client="127.0.0.1", want_dnssec=False):
