@@ -6,7 +6,7 @@ A line that cannot be used is skipped, counted and reported with file:line; it n
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 from sinkdns.policy.names import BadName, is_ip, normalize
 from sinkdns.policy.rule import ALLOW
@@ -33,17 +33,22 @@ def _add(rules: SourceRules, lineno: int, raw: str, action: int = 0) -> None:
     rules.suffix_refs.append(pack(lineno, action))
 
 
-def parse_hosts(lines: Iterable[str], file: str) -> SourceRules:
-    """`ADDRESS name [name...]  # comment`: every name blocks, whatever the address."""
-    rules = SourceRules(file)
-    addresses: set[str] = set()
+def _fields(lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, whitespace-separated fields) of each line with content once `#` comments are cut."""
     for lineno, line in enumerate(lines, 1):
         hash_at = line.find("#")
         if hash_at >= 0:
             line = line[:hash_at]
         parts = line.split()
-        if not parts:
-            continue
+        if parts:
+            yield lineno, parts
+
+
+def parse_hosts(lines: Iterable[str], file: str) -> SourceRules:
+    """`ADDRESS name [name...]  # comment`: every name blocks, whatever the address."""
+    rules = SourceRules(file)
+    addresses: set[str] = set()
+    for lineno, parts in _fields(lines):
         address = parts[0]
         if address not in addresses:
             if not is_ip(address):
@@ -62,13 +67,7 @@ def parse_hosts(lines: Iterable[str], file: str) -> SourceRules:
 def parse_domains(lines: Iterable[str], file: str) -> SourceRules:
     """One name per line; `*.name` means the same as `name`; `#` starts a comment."""
     rules = SourceRules(file)
-    for lineno, line in enumerate(lines, 1):
-        hash_at = line.find("#")
-        if hash_at >= 0:
-            line = line[:hash_at]
-        parts = line.split()
-        if not parts:
-            continue
+    for lineno, parts in _fields(lines):
         if len(parts) > 1:
             rules.skip(lineno, "expected one name per line")
             continue

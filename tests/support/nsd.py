@@ -14,7 +14,7 @@ from pathlib import Path
 import dns.message
 import dns.query
 
-from tests.support.system import require
+from tests.support.system import require, terminate
 
 ZONE = "sinkdns.test"
 # 20 TXT records of 200 bytes: over 4 KB, so nsd truncates it over UDP and sinkdns must retry over TCP.
@@ -104,10 +104,4 @@ class Nsd:
         return True
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)

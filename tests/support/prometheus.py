@@ -16,7 +16,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from tests.support.system import require
+from tests.support.system import require, terminate
 from tests.support.wait import until
 
 
@@ -118,10 +118,4 @@ class Prometheus:
         until(scraped, timeout, f"{count} successful scrapes of {self.targets}", interval=0.1)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -25,3 +26,14 @@ def require(binary: str) -> str:
     if os.environ.get("SINKDNS_REQUIRE_ALL"):
         pytest.fail(message + " and SINKDNS_REQUIRE_ALL is set")
     pytest.skip(message)
+
+
+def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Stop a server the tests started: SIGTERM, then SIGKILL if it does not exit in time."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
