@@ -129,6 +129,7 @@ class App:
         if self.querylog is not None:
             self.querylog.start()
         families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.all_upstreams}
+        await self.pool.open(families)  # before the listeners: the first query may arrive at once
         server = self.config.server
         for ep in server.listen:
             udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
@@ -140,7 +141,6 @@ class App:
             self.servers += [udp, tcp]
             host, port = udp_sock.getsockname()[:2]
             self.addresses.append(format_endpoint((host, port)))
-        await self.pool.open(families)
         self.state = SERVING
 
     def snapshot(self) -> dict:

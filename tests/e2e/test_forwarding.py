@@ -203,3 +203,32 @@ def test_zero_length_tcp_message_closes_the_connection(server):
     with socket.create_connection((server.host, server.port), timeout=5) as conn:
         conn.sendall(b"\x00\x00")
         assert conn.recv(1) == b""
+
+
+def test_first_queries_after_the_port_opens_are_answered(nsd, tmp_path):
+    """Queries that arrive the moment the port is bound, before the ready line, get real answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    from tests.support.process import Sinkdns
+
+    server = Sinkdns(tmp_path / "early", "--upstream", nsd.address, listen=(f"127.0.0.1:{port}",))
+    query = dns.message.make_query("www.sinkdns.test", "A")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.005)
+        server.ready_file.unlink(missing_ok=True)
+        proc = subprocess.Popen(server.command(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            first = None
+            while first is None and time.monotonic() < deadline and proc.poll() is None:
+                sock.sendto(query.to_wire(), ("127.0.0.1", port))
+                try:
+                    first = dns.message.from_wire(sock.recv(65535))
+                except (socket.timeout, ConnectionRefusedError):
+                    continue
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    assert first is not None, "no answer"
+    assert first.rcode() == dns.rcode.NOERROR
