@@ -30,6 +30,7 @@ from sinkdns.policy.customers import Defaults
 from sinkdns.policy.holder import PolicyHolder
 from sinkdns.policy.watch import ZonesWatcher, included_paths, scan
 from sinkdns.transport.dispatch import Dispatcher
+from sinkdns.transport.packetcache import PacketCache
 from sinkdns.transport.tcp import TcpConnection
 from sinkdns.transport.udp import UdpServer
 from sinkdns.upstream.group import UpstreamGroup
@@ -39,6 +40,7 @@ from sinkdns.upstream.pool import UdpPool
 log = logging.getLogger("sinkdns")
 
 DRAIN_SECONDS = 4.0
+PACKET_CACHE_SIZE = 50_000
 
 
 def upstream_endpoints(config: Config) -> tuple:
@@ -82,6 +84,10 @@ class App:
         self.metrics_server = None
         self.chain = self.build_chain()
         self.dispatcher = Dispatcher(self.chain, clock)
+        # The query log needs every query to pass the chain; without it, repeated UDP questions skip it.
+        self.packets = (
+            PacketCache(PACKET_CACHE_SIZE, self.policy, self.stats, self.cache.stats, clock) if self.querylog is None else None
+        )
         self.servers: list = []
         self.addresses: list[str] = []
 
@@ -133,7 +139,7 @@ class App:
         server = self.config.server
         for ep in server.listen:
             udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
-            udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher), sock=udp_sock)
+            udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher, self.packets), sock=udp_sock)
             tcp = await loop.create_server(
                 lambda: TcpConnection(self.dispatcher, server.tcp_idle_timeout, server.tcp_max_pipeline),
                 sock=tcp_sock,

@@ -92,6 +92,7 @@ class Decision:
     reason: str = ""
     link: str = ""
     ttl: int = 60
+    until: float | None = None  # wall-clock seconds when the rule lapses, if it does
 
 
 @dataclass(frozen=True, slots=True)

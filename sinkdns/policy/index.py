@@ -10,6 +10,7 @@ are kept only for ties, so a rule whose `until` has passed falls back to the nex
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import Counter
 from typing import Iterable, Union
@@ -109,7 +110,7 @@ class PolicyIndex:
         return Rule(
             Decision(
                 action.decision_action, action.customer, action.zone, trigger,
-                f"{action.file}:{ref >> _LINE_SHIFT}", action.reason, action.link, action.ttl,
+                f"{action.file}:{ref >> _LINE_SHIFT}", action.reason, action.link, action.ttl, action.until,
             ),
             action,
         )
@@ -142,22 +143,31 @@ class _CidrTable:
     def match(self, ip: str, now: float, index: PolicyIndex) -> Rule | None:
         if not self.lengths:
             return None
-        try:
-            addr = ipaddress.ip_address(ip.split("%", 1)[0])
-        except ValueError:
+        parsed = _address(ip)
+        if parsed is None:
             return None
-        if addr.version == 6 and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        value = int(addr)
-        bits = addr.max_prefixlen
-        for length in self.lengths.get(addr.version, ()):
-            candidates = self.tables[(addr.version, length)].get(value >> (bits - length) << (bits - length))
+        version, value, bits = parsed
+        for length in self.lengths.get(version, ()):
+            candidates = self.tables[(version, length)].get(value >> (bits - length) << (bits - length))
             if candidates is None:
                 continue
             for ref, text in candidates:
                 if not index._actions[(ref >> 1) & _MASK].lapsed(now):
                     return index.rule(ref, text)
         return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _address(ip: str) -> tuple[int, int, int] | None:
+    """(IP version, integer value, bit length) of an address; parsed once per distinct address, since the
+    same clients and answer addresses come back again and again."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return None
+    if addr.version == 6 and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.version, int(addr), addr.max_prefixlen
 
 
 def build_index(sources: Iterable[Source], generation: int) -> PolicyIndex:

@@ -6,18 +6,28 @@ import asyncio
 
 from sinkdns.model import Request, Response
 from sinkdns.transport.dispatch import Dispatcher
+from sinkdns.transport.packetcache import PacketCache
 from sinkdns.wire.build import truncated
 
 
 class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    """Repeated questions are answered from the packet cache; everything else goes through the chain."""
+
+    def __init__(self, dispatcher: Dispatcher, packets: PacketCache | None = None) -> None:
         self.dispatcher = dispatcher
+        self.packets = packets
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
+        packets = self.packets
+        if packets is not None:
+            body = packets.answer(data, addr[0])
+            if body is not None:
+                self.transport.sendto(data[:2] + body, addr)
+                return
         self.dispatcher.dispatch(data, addr, "udp", self._send)
 
     def _send(self, req: Request, res: Response) -> None:
@@ -26,6 +36,8 @@ class UdpServer(asyncio.DatagramProtocol):
             return
         if len(wire) > req.max_udp:
             wire = truncated(req)
+        elif self.packets is not None:
+            self.packets.store(req, res, wire)
         self.transport.sendto(wire, req.client)
 
     def error_received(self, exc: Exception) -> None:

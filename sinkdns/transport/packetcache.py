@@ -1,0 +1,97 @@
+"""Answers sent over UDP, kept by the bytes of the query that asked (PowerDNS's packet cache).
+
+Most of what sinkdns answers is a repeated question whose answer is already known: a blocked name or a
+cache hit. Re-running the chain for it costs several times more than the kernel's send; looking up the
+query's bytes (everything after the ID) costs a dict look-up. An entry is exact for the query bytes,
+the client address, the policy index it was made under, and one second at most (TTLs count down in
+whole seconds), so what leaves is byte for byte what the chain would have sent. Every hit is counted
+exactly as the chain would count it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from sinkdns.model import Decision, Outcome, Request, Response
+from sinkdns.resolvers.cache import CacheStats
+from sinkdns.resolvers.instrument import QueryStats
+from sinkdns.wire.reply import Reply
+
+KEPT = frozenset((Outcome.BLOCKED, Outcome.CACHED, Outcome.LOCAL))
+LOCAL_SECONDS = 60.0  # answers for localhost and the never-forwarded zones do not change
+
+
+class _Entry:
+    __slots__ = ("body", "expires", "index", "qtype", "outcome", "decision", "cache_hit")
+
+    def __init__(self, body: bytes, expires: float, index: object, qtype: int, outcome: str,
+                 decision: Decision | None, cache_hit: bool) -> None:
+        self.body = body  # the answer without its 2-byte ID
+        self.expires = expires
+        self.index = index  # the policy index in force when the answer was made
+        self.qtype = qtype
+        self.outcome = outcome
+        self.decision = decision
+        self.cache_hit = cache_hit
+
+
+class PacketCache:
+    def __init__(
+        self,
+        size: int,
+        policy: Callable[[], object],
+        stats: QueryStats,
+        cache_stats: CacheStats,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.size = size
+        self.policy = policy
+        self.stats = stats
+        self.cache_stats = cache_stats
+        self.clock = clock
+        self.wall = wall
+        self.entries: dict[tuple[bytes, str], _Entry] = {}
+
+    def answer(self, data: bytes, host: str) -> bytes | None:
+        """The answer to send for `data` from `host` without its ID, counted; None when not known."""
+        entry = self.entries.get((data[2:], host))
+        if entry is None:
+            return None
+        now = self.clock()
+        if now >= entry.expires or entry.index is not self.policy():
+            del self.entries[(data[2:], host)]
+            return None
+        stats = self.stats
+        stats.record("udp", entry.qtype, entry.outcome, self.clock() - now)
+        if entry.decision is not None:
+            stats.decided(entry.decision)
+        if entry.cache_hit:
+            self.cache_stats.hits += 1
+        return entry.body
+
+    def store(self, req: Request, res: Response, wire: bytes) -> None:
+        """Keep an answer the chain just sent, when it would be sent again unchanged for a while."""
+        if res.outcome not in KEPT or req.problem:
+            return
+        now = self.clock()
+        reply = res.entry
+        decision = res.decision
+        if isinstance(reply, Reply):
+            # Rendered TTLs hold until the next whole second since the answer was stored.
+            expires = reply.stored + int(now - reply.stored) + 1
+        elif decision is not None:
+            # A synthesized answer holds as long as its own TTL lets others keep it, and never past
+            # the moment its rule lapses.
+            expires = now + decision.ttl
+            if decision.until is not None:
+                expires = min(expires, now + decision.until - self.wall())
+        else:
+            expires = now + LOCAL_SECONDS
+        entries = self.entries
+        if len(entries) >= self.size:
+            entries.clear()  # every entry lives a second at most: starting afresh costs little
+        entries[(req.wire[2:], req.client[0])] = _Entry(
+            wire[2:], expires, self.policy(), req.qtype, res.outcome, decision, res.outcome == Outcome.CACHED,
+        )
