@@ -172,6 +172,14 @@ class App:
             await self.block_page.close()
 
 
+def ready_fields(info: dict, upstreams: list[Upstream]) -> dict:
+    """The ready line's fields: every bound address, and the upstreams in use."""
+    fields = {key: ",".join(value) if isinstance(value, list) else value for key, value in info.items() if value}
+    if upstreams:
+        fields["upstreams"] = ",".join(u.label for u in upstreams)
+    return fields
+
+
 def write_ready_file(path: str, info: dict) -> None:
     """Written whole or not at all, so a reader never sees half a file."""
     tmp = f"{path}.tmp{os.getpid()}"
@@ -212,7 +220,7 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
     if control_fd is not None:
         control = await worker_control(control_fd, info, app.snapshot, stop)
     else:
-        log.info("ready", extra={"dns": ",".join(info["dns"]), "upstreams": ",".join(u.label for u in app.upstreams)})
+        log.info("ready", extra=ready_fields(info, app.upstreams))
         if config.server.ready_file:
             write_ready_file(config.server.ready_file, info)
     await stop.wait()

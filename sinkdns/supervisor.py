@@ -16,7 +16,7 @@ import socket
 import sys
 from dataclasses import replace
 
-from sinkdns.app import policy_holder, write_ready_file
+from sinkdns.app import policy_holder, ready_fields, write_ready_file
 from sinkdns.config import Config, format_endpoint
 from sinkdns.listen import bind_pair
 from sinkdns.policy.watch import ZonesWatcher, included_paths
@@ -144,7 +144,7 @@ async def supervise(config: Config, config_path: str | None, flags: dict) -> Non
                                extra_paths=lambda: included_paths(policy))
         watcher.start()
     info = ready_info([format_endpoint(ep) for ep in listen], metrics and metrics.address, block_page)
-    log.info("ready", extra={"dns": ",".join(info["dns"]), "workers": len(workers)})
+    log.info("ready", extra={**ready_fields(info, []), "workers": len(workers)})
     if config.server.ready_file:
         write_ready_file(config.server.ready_file, info)
     keepers = [loop.create_task(_keep_alive(w, argv, stop)) for w in workers]

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from sinkdns.config import Endpoint, format_endpoint
+from sinkdns.listen import BindError
 
 T = TypeVar("T")
 
@@ -98,8 +99,8 @@ async def start_metrics_server(
     site = web.TCPSite(runner, listen[0], listen[1])
     try:
         await site.start()
-    except OSError:
+    except OSError as exc:
         await runner.cleanup()
-        raise
+        raise BindError(f"cannot listen on {format_endpoint(listen)}/tcp for metrics: {exc.strerror}") from None
     host, port = runner.addresses[0][:2]
     return MetricsServer(runner, format_endpoint((host, port)))

@@ -72,6 +72,20 @@ def test_port_in_use_exits_2():
     assert "in use" in out.stderr
 
 
+@pytest.mark.parametrize("flag", ["--metrics", "--block-page"])
+def test_http_port_in_use_exits_2(flag):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        others = {"--metrics": "off", "--block-page": "127.0.0.1:0"}
+        other = "--block-page" if flag == "--metrics" else "--metrics"
+        out = run_cli("serve", "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:9", flag, f"127.0.0.1:{port}",
+                      other, others[other])
+    assert out.returncode == 2
+    assert f"127.0.0.1:{port}" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
 def test_ready_file_and_sigterm(nsd, start_sinkdns):
     server = start_sinkdns("--upstream", nsd.address)
     info = json.loads(server.ready_file.read_text())
