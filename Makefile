@@ -1,5 +1,6 @@
 # make run   -- create .venv, install sinkdns, serve on the built-in defaults (ARGS="..." adds flags)
 # make test  -- same set-up, then the whole test suite
+# make bench -- same set-up, then sinkdns beside unbound/dnsmasq under dnsperf (needs dnsperf, nsd; ARGS="--help")
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test clean
+.PHONY: run test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ run: $(STAMP) ## serve DNS on 127.0.0.1:1053
 
 test: $(STAMP) ## run the whole suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP) ## dnsperf benchmark: sinkdns beside unbound and dnsmasq (tests/bench/README.md)
+	$(PY) tests/bench/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
