@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -41,6 +42,7 @@ log = logging.getLogger("sinkdns")
 
 DRAIN_SECONDS = 4.0
 PACKET_CACHE_SIZE = 50_000
+GC_THRESHOLD = 50_000  # allocations between collections of the youngest generation (Python's default: 700)
 
 
 def upstream_endpoints(config: Config) -> tuple:
@@ -172,6 +174,18 @@ class App:
             await self.block_page.close()
 
 
+def settle_garbage_collector() -> None:
+    """Keep the collector's pauses out of answer latency.
+
+    Everything loaded so far (the policy index above all) lives as long as the process: frozen, the
+    collector never walks it again. The first generation is collected less often, because a busy
+    resolver allocates short-lived objects by the hundred thousand a second and rarely makes cycles.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def ready_fields(info: dict, upstreams: list[Upstream]) -> dict:
     """The ready line's fields: every bound address, and the upstreams in use."""
     fields = {key: ",".join(value) if isinstance(value, list) else value for key, value in info.items() if value}
@@ -209,6 +223,7 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
     interval = config.policy.watch_interval if control_fd is None else 0  # workers: the supervisor watches
     baseline = scan(config.policy.zones) if interval else None  # before the load: a change during it is seen
     app = App(config, worker=control_fd is not None)
+    settle_garbage_collector()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import socket
 
+from sinkdns.upstream.entropy import entropy
 from sinkdns.upstream.health import Upstream
 from sinkdns.upstream.match import answers_question
 
 log = logging.getLogger(__name__)
-_random = random.SystemRandom()
 
 RENEW_AFTER = 64  # queries sent from one socket before it is replaced by a new one
 
@@ -90,10 +89,10 @@ class UdpPool:
         """Send `query` (its ID is replaced) to `up` and return the matching answer's bytes."""
         family = socket.AF_INET6 if up.family_v6 else socket.AF_INET
         sockets = self._sockets[family]
-        sock = _random.choice(sockets)
-        qid = _random.getrandbits(16)
+        sock = sockets[entropy.below(len(sockets))]
+        qid = entropy.u16()
         while qid in sock.pending:
-            qid = _random.getrandbits(16)
+            qid = entropy.u16()
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         sock.pending[qid] = _Pending(up, name, tail, future)

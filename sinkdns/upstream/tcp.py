@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 
+from sinkdns.upstream.entropy import entropy
 from sinkdns.upstream.health import Upstream
 from sinkdns.upstream.match import answers_question
 
-_random = random.SystemRandom()
 
 
 async def exchange_tcp(up: Upstream, query: bytes, name: bytes, tail: bytes, timeout: float) -> bytes:
     """One query on a new connection; the answer must carry our ID and echo the question."""
-    qid = _random.getrandbits(16).to_bytes(2, "big")
+    qid = entropy.u16().to_bytes(2, "big")
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(up.host, up.port)
         try:
