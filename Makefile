@@ -1,5 +1,6 @@
 # make run   -- create .venv, install sinkdns, serve on the built-in defaults (ARGS="..." adds flags)
 # make test  -- same set-up, then the whole test suite
+# make fuzz  -- same set-up, then the long property run (2,000,000 inputs per entry point; FUZZ_INPUTS=N)
 # make bench -- same set-up, then sinkdns beside unbound/dnsmasq under dnsperf (needs dnsperf, nsd; ARGS="--help")
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench clean
+.PHONY: run test fuzz bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +22,9 @@ run: $(STAMP) ## serve DNS on 127.0.0.1:1053
 
 test: $(STAMP) ## run the whole suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+fuzz: $(STAMP) ## long property run outside make test
+	$(PY) -m tests.fuzz.run --inputs $${FUZZ_INPUTS:-2000000}
 
 bench: $(STAMP) ## dnsperf benchmark: sinkdns beside unbound and dnsmasq (tests/bench/README.md)
 	$(PY) tests/bench/bench.py $(ARGS)

@@ -11,6 +11,7 @@ import signal
 import socket
 import time
 
+from sinkdns.addresses import AccessList
 from sinkdns.config import Config, format_endpoint, resolv_conf_upstreams
 from sinkdns.errors import ConfigError
 from sinkdns.listen import bind_pair
@@ -27,12 +28,14 @@ from sinkdns.resolvers.guard import GuardStage
 from sinkdns.resolvers.instrument import InstrumentStage, QueryStats
 from sinkdns.resolvers.local import LocalStage
 from sinkdns.resolvers.policy import PolicyStage
+from sinkdns.resolvers.ratelimit import RateLimiter
+from sinkdns.resolvers.rebind import RebindFilter
 from sinkdns.policy.customers import Defaults
 from sinkdns.policy.holder import PolicyHolder
 from sinkdns.policy.watch import ZonesWatcher, included_paths, scan
 from sinkdns.transport.dispatch import Dispatcher
 from sinkdns.transport.packetcache import PacketCache
-from sinkdns.transport.tcp import TcpConnection
+from sinkdns.transport.tcp import TcpConnection, TcpLimits
 from sinkdns.transport.udp import UdpServer
 from sinkdns.upstream.group import UpstreamGroup
 from sinkdns.upstream.health import Upstream
@@ -86,10 +89,16 @@ class App:
         self.metrics_server = None
         self.chain = self.build_chain()
         self.dispatcher = Dispatcher(self.chain, clock)
-        # The query log needs every query to pass the chain; without it, repeated UDP questions skip it.
-        self.packets = (
-            PacketCache(PACKET_CACHE_SIZE, self.policy, self.stats, self.cache.stats, clock) if self.querylog is None else None
+        s = config.server
+        # One set of TCP bounds for all listeners of this process (per worker with --workers).
+        self.tcp_limits = TcpLimits(
+            s.tcp_max_connections, s.tcp_max_per_client, s.tcp_first_timeout, s.tcp_idle_timeout,
+            s.tcp_max_pipeline, s.tcp_max_pending,
         )
+        # The query log needs every query to pass the chain; without it, repeated UDP questions skip it.
+        self.packets = None
+        if self.querylog is None:
+            self.packets = PacketCache(PACKET_CACHE_SIZE, self.policy, self.stats, self.cache.stats, self.unlimited, clock)
         self.servers: list = []
         self.addresses: list[str] = []
 
@@ -106,7 +115,9 @@ class App:
             self.all_upstreams += upstreams
             conditional[domain] = self._group(upstreams)
         # forward: last, it answers whatever nobody before it could.
-        self.forward = ForwardStage(self._group(self.upstreams), conditional, self.clock)
+        up = config.upstream
+        rebind = RebindFilter(up.rebind_allow) if up.rebind_protection else None
+        self.forward = ForwardStage(self._group(self.upstreams), conditional, self.clock, up.max_inflight, rebind)
         # cache: before forward, so a hit never leaves the process.
         self.cache = CacheStage(self.forward, config.cache.size, config.cache.servfail_ttl, self.clock)
         # policy: before the cache, so a policy change applies to cached names at once, and around it,
@@ -116,9 +127,16 @@ class App:
         # before policy and cache, unless the operator forwards them to a server of their own.
         local = LocalStage(policy, tuple(conditional))
         # guard: bad queries, other opcodes and classes are answered before any real work.
-        guard = GuardStage(local)
+        rate = config.ratelimit
+        self.limiter = RateLimiter(rate.qps, rate.burst, rate.exempt_loopback, rate.max_clients) if rate.qps else None
+        access = AccessList(config.access.allow, config.access.deny)
+        guard = GuardStage(local, access, self.limiter, dict(config.server.chaos))
         # instrument: first, so every answer, whoever wrote it, is counted and timed.
         return InstrumentStage(guard, self.stats, self.clock, self.querylog)
+
+    def unlimited(self, host: str) -> bool:
+        """Whether answers to `host` skip the rate limit (loopback by default), so may skip the chain."""
+        return self.limiter is None or self.limiter.prefix(host) is None
 
     def health(self) -> Health:
         """For /healthz: serving or not, and the parts that are degraded."""
@@ -143,7 +161,7 @@ class App:
             udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
             udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher, self.packets), sock=udp_sock)
             tcp = await loop.create_server(
-                lambda: TcpConnection(self.dispatcher, server.tcp_idle_timeout, server.tcp_max_pipeline),
+                lambda: TcpConnection(self.dispatcher, self.tcp_limits),
                 sock=tcp_sock,
             )
             self.servers += [udp, tcp]

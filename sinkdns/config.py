@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 
+from sinkdns.addresses import LOCAL
 from sinkdns.errors import ConfigError
 
 Endpoint = tuple[str, int]
@@ -152,6 +153,19 @@ def _conditional(value: Any) -> tuple[tuple[str, tuple[Endpoint, ...]], ...]:
     return tuple((_domain(name), _list_of(_upstream)(servers)) for name, servers in value.items())
 
 
+def _network(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_network(_text(value).strip()))
+    except ValueError:
+        raise ValueError(f"expected a network such as 10.0.0.0/8 or fd00::/8 (no host bits set), got {value!r}") from None
+
+
+def _chaos(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        raise ValueError('expected a table of name = "text", e.g. {"version.bind" = "sinkdns"}')
+    return tuple((_domain(name), _text(text)) for name, text in value.items())
+
+
 def _parse(fn: Callable[[Any], Any], flag: str | None = None) -> dict:
     return {"parse": fn, "flag": flag}
 
@@ -165,6 +179,12 @@ class ServerConfig:
     log_level: str = field(default="info", metadata=_parse(_log_level, "log_level"))
     tcp_idle_timeout: float = field(default=10.0, metadata=_parse(_seconds(0.1, 3600)))
     tcp_max_pipeline: int = field(default=100, metadata=_parse(_int(1, 65535)))
+    tcp_first_timeout: float = field(default=5.0, metadata=_parse(_seconds(0.1, 3600)))
+    tcp_max_connections: int = field(default=256, metadata=_parse(_int(1, 65535)))
+    tcp_max_per_client: int = field(default=16, metadata=_parse(_int(1, 65535)))
+    tcp_max_pending: int = field(default=64 * 1024, metadata=_parse(_int(1024, 16 * 1024 * 1024)))
+    # CHAOS TXT answers, e.g. {"version.bind" = "sinkdns"}; every other CHAOS question is REFUSED.
+    chaos: tuple[tuple[str, str], ...] = field(default=(), metadata=_parse(_chaos))
 
 
 @dataclass(frozen=True)
@@ -175,6 +195,24 @@ class UpstreamConfig:
     pool_size: int = field(default=256, metadata=_parse(_int(1, 4096)))
     conditional: tuple[tuple[str, tuple[Endpoint, ...]], ...] = field(default=(), metadata=_parse(_conditional))
     resolv_conf: str = field(default="/etc/resolv.conf", metadata=_parse(_text))
+    max_inflight: int = field(default=1000, metadata=_parse(_int(1, 1_000_000)))
+    rebind_protection: bool = field(default=False, metadata=_parse(_bool))
+    rebind_allow: tuple[str, ...] = field(default=(), metadata=_parse(_list_of(_domain)))
+
+
+@dataclass(frozen=True)
+class AccessConfig:
+    # Who is answered: loopback and private networks by default; ["0.0.0.0/0", "::/0"] serves the world.
+    allow: tuple[str, ...] = field(default=LOCAL, metadata=_parse(_list_of(_network)))
+    deny: tuple[str, ...] = field(default=(), metadata=_parse(_list_of(_network)))  # wins over allow
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    qps: int = field(default=100, metadata=_parse(_int(0, 1_000_000)))  # per /32 or /64 over UDP; 0: off
+    burst: int = field(default=200, metadata=_parse(_int(1, 1_000_000)))
+    exempt_loopback: bool = field(default=True, metadata=_parse(_bool))
+    max_clients: int = field(default=65_536, metadata=_parse(_int(1, 10_000_000)))
 
 
 @dataclass(frozen=True)
@@ -229,6 +267,8 @@ class BlockPageConfig:
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = ServerConfig()
+    access: AccessConfig = AccessConfig()
+    ratelimit: RateLimitConfig = RateLimitConfig()
     upstream: UpstreamConfig = UpstreamConfig()
     policy: PolicyConfig = PolicyConfig()
     cache: CacheConfig = CacheConfig()

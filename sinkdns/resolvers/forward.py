@@ -1,4 +1,9 @@
-"""Last in the chain: sends what nobody else answered upstream, once per distinct question in flight."""
+"""Last in the chain: sends what nobody else answered upstream, once per distinct question in flight.
+
+Questions in flight are capped: beyond the cap a query is answered SERVFAIL at once, so a flood of
+distinct names costs a bounded number of sockets, timers and coroutines instead of growing until the
+process falls over (Unbound's num-queries-per-thread, BIND's recursive-clients).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import time
 from sinkdns.errors import UpstreamError
 from sinkdns.model import Outcome, Request, Response, Result
 from sinkdns.resolvers.base import Stage
+from sinkdns.resolvers.rebind import RebindFilter
 from sinkdns.upstream.group import UpstreamGroup
 from sinkdns.wire import build
 from sinkdns.wire import constants as c
@@ -20,19 +26,36 @@ log = logging.getLogger(__name__)
 class ForwardStage(Stage):
     """Identical questions in flight share one upstream exchange; each waiter gets its own ID and case.
 
-    `conditional` sends named domains (and everything under them) to their own upstreams.
+    `conditional` sends named domains (and everything under them) to their own upstreams. At most
+    `max_inflight` distinct questions wait upstream at once; `shed` counts the queries refused a slot.
+    `rebind`, when given, guards the default upstreams' answers (see RebindFilter); answers from a
+    conditional domain's servers are the operator's own and may hold private addresses.
     """
 
     name = "forward"
 
-    def __init__(self, default: UpstreamGroup, conditional: dict[str, UpstreamGroup], clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        default: UpstreamGroup,
+        conditional: dict[str, UpstreamGroup],
+        clock=time.monotonic,
+        max_inflight: int = 1000,
+        rebind: RebindFilter | None = None,
+    ) -> None:
         super().__init__(None)
         self.default = default
         self.conditional = conditional
         self.clock = clock
+        self.max_inflight = max_inflight
+        self.rebind = rebind
         self.inflight: dict[bytes, asyncio.Future] = {}
+        self.shed = 0
 
     def __call__(self, req: Request) -> Result:
+        inflight = self.inflight
+        if len(inflight) >= self.max_inflight and req.key not in inflight:
+            self.shed += 1
+            return Response(build.answer(req, c.SERVFAIL), Outcome.SERVFAIL, c.SERVFAIL)
         return self._forward(req)
 
     def group_for(self, qname: str) -> UpstreamGroup:
@@ -56,7 +79,10 @@ class ForwardStage(Stage):
             shared = self.inflight[key] = asyncio.get_running_loop().create_future()
             reply = None
             try:
-                reply = await self.group_for(req.qname).ask(req)
+                group = self.group_for(req.qname)
+                reply = await group.ask(req)
+                if group is self.default and self.rebind is not None and self.rebind.rejects(req.qname, reply):
+                    reply = _REBIND
             except UpstreamError as exc:
                 log.debug("SERVFAIL for %s: %s", req.qname, exc)
             finally:
@@ -67,5 +93,11 @@ class ForwardStage(Stage):
     def _respond(self, req: Request, reply: Reply | None) -> Response:
         if reply is None:
             return Response(build.answer(req, c.SERVFAIL), Outcome.SERVFAIL, c.SERVFAIL)
+        if reply is _REBIND:
+            # NODATA, and not cached (no entry): the next asker is judged afresh.
+            return Response(build.answer(req), Outcome.BLOCKED)
         outcome = Outcome.SERVFAIL if reply.rcode == c.SERVFAIL else Outcome.FORWARDED
         return Response(reply.render(req, self.clock()), outcome, reply.rcode, entry=reply)
+
+
+_REBIND = Reply()  # marks an answer RebindFilter rejected, for every waiter on the same question

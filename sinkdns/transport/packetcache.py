@@ -43,6 +43,7 @@ class PacketCache:
         policy: Callable[[], object],
         stats: QueryStats,
         cache_stats: CacheStats,
+        unlimited: Callable[[str], bool],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -50,6 +51,7 @@ class PacketCache:
         self.policy = policy
         self.stats = stats
         self.cache_stats = cache_stats
+        self.unlimited = unlimited  # only clients the rate limit exempts are answered here: the rest meet the guard
         self.clock = clock
         self.wall = wall
         self.entries: dict[tuple[bytes, str], _Entry] = {}
@@ -57,7 +59,7 @@ class PacketCache:
     def answer(self, data: bytes, host: str) -> bytes | None:
         """The answer to send for `data` from `host` without its ID, counted; None when not known."""
         entry = self.entries.get((data[2:], host))
-        if entry is None:
+        if entry is None or not self.unlimited(host):
             return None
         now = self.clock()
         if now >= entry.expires or entry.index is not self.policy():

@@ -25,6 +25,8 @@ def parse_edns(klass: int, ttl: int, rdata: bytes) -> Edns:
         pos += 4
         if pos + length > len(rdata):
             raise ValueError("EDNS option runs past OPT RDATA")
+        if code == c.OPT_COOKIE and not (length == 8 or 16 <= length <= 40):
+            raise ValueError("malformed COOKIE option (RFC 7873 5.2.2)")
         options.append((code, rdata[pos:pos + length]))
         pos += length
     return Edns(payload=klass, version=(ttl >> 16) & 0xFF, do=bool(ttl & c.DO_BIT), options=tuple(options))
@@ -82,7 +84,10 @@ def parse_query(data: bytes, client: tuple, transport: str, received: float) -> 
     req.qname = name_text(labels)
     if (flags >> 11) & 0xF:
         req.problem = c.NOTIMP
-    elif ancount or nscount or arcount:
+    elif ancount or nscount or arcount > 1:
+        # A query carries no answers and at most one additional record, its OPT (as Unbound enforces).
+        req.problem = c.FORMERR
+    elif arcount:
         try:
             req.edns = _find_opt(data, pos, ancount, nscount, arcount)
         except (NameError_, ValueError, struct.error):

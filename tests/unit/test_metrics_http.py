@@ -9,6 +9,7 @@ import threading
 import aiohttp
 import pytest
 
+from sinkdns.listen import BindError
 from sinkdns.metrics.collector import EMPTY, make_registry
 from sinkdns.metrics.http import SERVING, STARTING, STOPPING, Health, on_loop, start_metrics_server
 
@@ -88,7 +89,7 @@ def test_address_in_use_raises_and_leaks_nothing():
         with socket.socket() as taken:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
-            with pytest.raises(OSError):
+            with pytest.raises(BindError, match="for metrics"):
                 await start_metrics_server(taken.getsockname(), make_registry(lambda: EMPTY), State())
 
     asyncio.run(scenario())

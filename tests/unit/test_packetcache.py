@@ -34,7 +34,7 @@ DECISION = Decision("blockpage", "acme", "acme.toml", "acme.example", "acme.toml
 def make(size: int = 10):
     clock, wall, policy = Clock(), Clock(2_000_000_000.0), Policy()
     stats, cache_stats = QueryStats(), CacheStats()
-    return PacketCache(size, policy, stats, cache_stats, clock, wall), clock, wall, policy, stats, cache_stats
+    return PacketCache(size, policy, stats, cache_stats, lambda host: host != "192.0.2.9", clock, wall), clock, wall, policy, stats, cache_stats
 
 
 def blocked(req, decision=DECISION):
@@ -111,3 +111,11 @@ def test_bounded():
         req = request(f"n{n}.acme.example")
         packets.store(req, blocked(req), blocked(req).wire)
         assert len(packets.entries) <= 3
+
+
+def test_rate_limited_clients_always_meet_the_chain():
+    packets, *_ = make()
+    req = request("www.acme.example")
+    req.client = ("192.0.2.9", 5353)
+    packets.store(req, blocked(req), blocked(req).wire)
+    assert packets.answer(req.wire, "192.0.2.9") is None

@@ -1,0 +1,172 @@
+"""The properties fuzzed by `make test` (tests/unit/test_fuzz_properties.py) and by `make fuzz`
+(tests/fuzz/run.py): one definition, two budgets.
+
+Packet handler: any bytes from a client go through parse_query and the whole chain of App.build_chain
+(with a fake upstream group); nothing may raise, and any reply must be well-formed (dnspython's strict
+parser) with the query's ID and QR set.
+
+Upstream-answer handler: any bytes after a real header and question go through Reply.from_wire;
+nothing but MalformedReply may raise, and an accepted answer renders into a reply whose header and
+question are well-formed, with the client's ID and question. Answers made of well-formed records must
+come out whole (every record readable by dnslib).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+import dns.message
+import dnslib
+from hypothesis import strategies as st
+
+from sinkdns.app import App
+from sinkdns.config import CacheConfig, Config, PolicyConfig, UpstreamConfig
+from sinkdns.errors import UpstreamError
+from sinkdns.model import Request, Response
+from sinkdns.wire import constants as c
+from sinkdns.wire.parse import parse_query
+from sinkdns.wire.reply import MalformedReply, Reply
+
+CORPUS = Path(__file__).resolve().parents[1] / "data" / "malformed"
+SEEDS = [
+    bytes.fromhex("".join(line.split("#")[0] for line in path.read_text().splitlines()[1:]))
+    for path in sorted(CORPUS.glob("*.hex"))
+] + [dns.message.make_query(n, t, use_edns=e).to_wire() for n, t, e in
+     (("www.example.com", "A", False), ("ads.example", "AAAA", True), ("localhost", "A", False))]
+HEADER = struct.Struct("!HHHHHH")
+
+
+class FakeGroup:
+    """An upstream group that answers at once: every question gets one A record."""
+
+    async def ask(self, req: Request) -> Reply:
+        head = HEADER.pack(0, c.QR | c.RA, 1, 1, 0, 0)
+        record = b"\xc0\x0c" + struct.pack("!HHIH", c.TYPE_A, c.CLASS_IN, 60, 4) + bytes((192, 0, 2, 1))
+        return Reply.from_wire(head + req.question + record, 12 + len(req.question), 0.0)
+
+
+class BadGroup:
+    """An upstream group whose answer is the bytes it was given, after the query's own header and question."""
+
+    def __init__(self) -> None:
+        self.body = b""
+        self.flags = 0
+
+    async def ask(self, req: Request) -> Reply:
+        data = self.body
+        head = HEADER.pack(0, self.flags | c.QR, 1, *struct.unpack("!HHH", data[:6].ljust(6, b"\0")))
+        try:
+            return Reply.from_wire(head + req.question + data[6:], 12 + len(req.question), 0.0)
+        except MalformedReply as exc:
+            raise UpstreamError([f"fake: {exc}"]) from exc
+
+
+def build_app(zones: Path, group: FakeGroup | BadGroup, cache_size: int = 1000) -> App:
+    """The real chain of stages, its upstream group replaced by a fake (no sockets are opened)."""
+    (zones / "block.domains").write_text("ads.example\nblocked.example\n")
+    config = Config(
+        upstream=UpstreamConfig(servers=(("127.0.0.1", 9),)),
+        policy=PolicyConfig(zones=str(zones)),
+        cache=CacheConfig(size=cache_size),
+    )
+    app = App(config)
+    app.forward.default = group
+    return app
+
+
+def mutated(seed: bytes, edits: list[tuple[int, int, int]]) -> bytes:
+    """`seed` with byte flips, insertions and deletions applied, as a mutation fuzzer would."""
+    data = bytearray(seed)
+    for kind, where, value in edits:
+        pos = where % (len(data) + 1)
+        if kind == 0 and data:
+            data[pos % len(data)] = value
+        elif kind == 1:
+            data[pos:pos] = bytes((value,))
+        elif data:
+            del data[pos % len(data)]
+    return bytes(data)
+
+
+edits = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 1 << 16), st.integers(0, 255)), max_size=8)
+client_packets = st.one_of(
+    st.binary(max_size=600),
+    st.builds(mutated, st.sampled_from(SEEDS), edits),
+)
+
+
+def run(result, loop: asyncio.AbstractEventLoop) -> Response:
+    return result if type(result) is Response else loop.run_until_complete(result)
+
+
+def check_packet(app: App, loop: asyncio.AbstractEventLoop, data: bytes, transport: str = "udp") -> None:
+    """The packet-handler property for one input."""
+    req = parse_query(data, ("127.0.0.1", 5353), transport, 0.0)
+    if req is None:
+        return
+    res = run(app.chain(req), loop)
+    if res.wire is None:
+        return
+    check_wire(res.wire, data[:2])
+
+
+def check_wire(wire: bytes, qid: bytes) -> None:
+    assert wire[:2] == qid and wire[2] & 0x80
+    if (wire[2] >> 3) & 0xF == 5:  # dnspython reads an UPDATE by other rules: check the layout as a QUERY
+        wire = wire[:2] + bytes((wire[2] & 0x87,)) + wire[3:]
+    dns.message.from_wire(wire)
+
+
+def record(owner: bytes, rtype: int, rdata: bytes, ttl: int = 300) -> bytes:
+    return owner + struct.pack("!HHIH", rtype, c.CLASS_IN, ttl, len(rdata)) + rdata
+
+
+names = st.sampled_from([b"\xc0\x0c", b"\x03www\x07example\x03com\x00", b"\x00", b"\x01a\xc0\x0c"])
+good_records = st.one_of(
+    st.builds(lambda o, a, t: record(o, c.TYPE_A, bytes(a), t), names, st.lists(st.integers(0, 255), min_size=4, max_size=4),
+              st.integers(0, 0xFFFFFFFF)),
+    st.builds(lambda o, a: record(o, c.TYPE_AAAA, bytes(a)), names, st.lists(st.integers(0, 255), min_size=16, max_size=16)),
+    st.builds(lambda o, t: record(o, c.TYPE_CNAME, t), names, names),
+    st.builds(lambda o, t: record(o, c.TYPE_TXT, bytes((len(t),)) + t), names, st.binary(max_size=40)),
+    st.builds(lambda o, m, r: record(o, c.TYPE_SOA, m + r + struct.pack("!IIIII", 1, 2, 3, 4, 5)), names, names, names),
+    st.builds(lambda o, d: record(o, 65280, d), names, st.binary(min_size=1, max_size=30)),  # dnslib: no empty RDATA
+)
+
+
+@st.composite
+def good_answers(draw) -> tuple[int, bytes]:
+    """Flags (an rcode) and a body of well-formed records: counts then records, as BadGroup expects."""
+    an, ns, ar = (draw(st.lists(good_records, max_size=4)) for _ in range(3))
+    body = struct.pack("!HHH", len(an), len(ns), len(ar)) + b"".join(an + ns + ar)
+    return draw(st.sampled_from([0, 2, 3, 5])), body
+
+
+bad_answers = st.one_of(
+    st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=300)),
+    st.builds(lambda fb, e: (fb[0], mutated(fb[1], e)), good_answers(), edits),
+)
+
+
+def check_answer(app: App, group: BadGroup, loop: asyncio.AbstractEventLoop, flags: int, body: bytes, whole: bool) -> None:
+    """The upstream-answer property: through Reply.from_wire alone, then through the whole chain."""
+    query = dns.message.make_query("www.example.com", "A", use_edns=0).to_wire()
+    req = parse_query(query, ("127.0.0.1", 5353), "udp", 0.0)
+    head = HEADER.pack(0, flags | c.QR, 1, *struct.unpack("!HHH", body[:6].ljust(6, b"\0")))
+    try:
+        reply = Reply.from_wire(head + req.question + body[6:], 12 + len(req.question), 0.0)
+    except MalformedReply:
+        assert not whole, "a well-formed answer was rejected"
+        reply = None
+    if reply is not None:
+        wire = reply.render(req, 10.0)
+        assert wire[:2] == query[:2] and wire[12:12 + len(req.question)] == req.question
+        dns.message.from_wire(wire, question_only=True)
+        if whole:
+            dns.message.from_wire(wire)
+            dnslib.DNSRecord.parse(wire)
+    group.body, group.flags = body, flags
+    res = run(app.chain(req), loop)  # `app` has no cache, so every input reaches the group
+    assert res.wire[:2] == query[:2]
+    dns.message.from_wire(res.wire, question_only=True)
