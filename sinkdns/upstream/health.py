@@ -48,4 +48,7 @@ class Upstream:
 
 def in_order(upstreams: list[Upstream], now: float) -> list[Upstream]:
     """Healthy servers first, each group in the order the operator listed them."""
-    return sorted(upstreams, key=lambda u: not u.healthy(now))
+    for upstream in upstreams:
+        if now < upstream.down_until:
+            return sorted(upstreams, key=lambda u: not u.healthy(now))
+    return upstreams

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import struct
+from socket import AF_INET, AF_INET6, inet_ntop
 
 from sinkdns.model import Request
 from sinkdns.wire import constants as c
@@ -109,9 +109,9 @@ class Reply:
                 if rtype == c.TYPE_CNAME or rtype == c.TYPE_DNAME:
                     names.append(name_text(read_name(data, pos)[0]))
                 elif rtype == c.TYPE_A and rdlen == 4:
-                    addresses.append(str(ipaddress.IPv4Address(data[pos:rdata_end])))
+                    addresses.append(inet_ntop(AF_INET, data[pos:rdata_end]))
                 elif rtype == c.TYPE_AAAA and rdlen == 16:
-                    addresses.append(str(ipaddress.IPv6Address(data[pos:rdata_end])))
+                    addresses.append(inet_ntop(AF_INET6, data[pos:rdata_end]))
             pos = rdata_end
         else:
             if pos != n:
