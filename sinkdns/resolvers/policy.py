@@ -75,24 +75,17 @@ class PolicyStage(Stage):
         """Deep inspection: a CNAME target or an address of the answer that policy blocks blocks the query."""
         entry = resp.entry
         if entry is not None:
-            qname_labels = req.qname.count(".") + 1 if req.qname else 0
-            for name in getattr(entry, "names", ()):
-                found = index.match_name(name, now)
-                if found is not None and found.action.kind != ALLOW:
-                    if self._enforced(found, req):
-                        return self.answers.respond(req, found, qname_labels)
-                    if found.action.dry_run:
-                        seen = seen or found
+            found_rules = [index.match_name(name, now) for name in getattr(entry, "names", ())]
             if index.has_response_ip_rules:
-                for address in getattr(entry, "addresses", ()):
-                    found = index.match_response_ip(address, now)
-                    if found is not None and found.action.kind != ALLOW:
-                        if self._enforced(found, req):
-                            return self.answers.respond(req, found, qname_labels)
-                        if found.action.dry_run:
-                            seen = seen or found
+                found_rules += [index.match_response_ip(address, now) for address in getattr(entry, "addresses", ())]
+            for found in found_rules:
+                if found is None or found.action.kind == ALLOW:
+                    continue
+                if self._enforced(found, req):
+                    return self.answers.respond(req, found, req.qname.count(".") + 1 if req.qname else 0)
+                if found.action.dry_run:
+                    seen = seen or found
         return resp if seen is None else _tag(seen, resp)
-
 
 def _tag(rule: Rule, resp: Response) -> Response:
     """The response as `next` gave it, carrying the decision that let it through (allow, dry-run)."""
