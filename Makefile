@@ -1,6 +1,7 @@
 # make run   -- create .venv, install sinkdns, serve on the built-in defaults (ARGS="..." adds flags)
 # make test  -- same set-up, then the whole test suite
 # make fuzz  -- same set-up, then the long property run (2,000,000 inputs per entry point; FUZZ_INPUTS=N)
+# make soak  -- same set-up, then 60 s of dnsperf at its maximum plus a malformed-packet flood (needs dnsperf, nsd)
 # make bench -- same set-up, then sinkdns beside unbound/dnsmasq under dnsperf (needs dnsperf, nsd; ARGS="--help")
 
 PYTHON ?= python3
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test fuzz bench clean
+.PHONY: run test fuzz bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ fuzz: $(STAMP) ## long property run outside make test
 
 bench: $(STAMP) ## dnsperf benchmark: sinkdns beside unbound and dnsmasq (tests/bench/README.md)
 	$(PY) tests/bench/bench.py $(ARGS)
+
+soak: $(STAMP) ## load and fault soak outside make test (ARGS="--duration 20")
+	$(PY) -m tests.soak.run $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -37,6 +37,9 @@ COUNTERS = {
                        ("result",)),
     "query_log": ("sinkdns_query_log_lines_total", "Query log lines written, dropped (queue full) or failed.",
                   ("outcome",)),
+    "ratelimit_answers": ("sinkdns_ratelimit_answers_total",
+                          "UDP answers over a client's rate limit: sent as an empty TC=1 slip, or dropped.",
+                          ("action",)),
 }
 GAUGES = {
     "upstream_healthy": ("sinkdns_upstream_healthy", "1 when the upstream is asked first, 0 while it is backed off.",
@@ -58,11 +61,18 @@ SCALAR_COUNTERS = {
     "dropped_packets": ("sinkdns_dropped_packets_total", "Packets that could not be read as a query, left unanswered."),
     "upstream_unmatched": ("sinkdns_upstream_unmatched_answers_total",
                            "Answers on upstream sockets that match no question in flight."),
+    "upstream_shed": ("sinkdns_upstream_shed_total",
+                      "Queries answered SERVFAIL because the cap on questions in flight upstream was reached."),
+    "rebind_rejected": ("sinkdns_rebind_rejected_total",
+                        "Upstream answers replaced by NODATA for pointing a public name at a private address."),
+    "tcp_rejected": ("sinkdns_tcp_connections_rejected_total",
+                     "TCP connections closed at once because the total or per-client cap was reached."),
 }
 SCALAR_GAUGES = {
     "cache_entries": ("sinkdns_cache_entries", "Answers in the cache."),
     "policy_last_reload": ("sinkdns_policy_last_reload_timestamp_seconds",
                            "When the policy last reloaded without any error (Unix time)."),
+    "tcp_connections": ("sinkdns_tcp_connections", "TCP client connections open now."),
 }
 RELOAD_RESULTS = ("success", "partial", "failure")
 

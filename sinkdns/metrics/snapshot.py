@@ -40,6 +40,19 @@ class BlockPageCounts(Protocol):
     views: Mapping[tuple[str, str], int]
 
 
+class RateLimitCounts(Protocol):
+    """Answers the rate limit refused (resolvers.ratelimit.RateLimiter): sent as TC=1 slips, or dropped."""
+
+    slipped: int
+    dropped: int
+
+
+class RebindCounts(Protocol):
+    """Upstream answers replaced by NODATA because they pointed a public name into the LAN."""
+
+    rejected: int
+
+
 class QueryLogCounts(Protocol):
     """Lines the query log wrote, dropped because its queue was full, or failed to write."""
 
@@ -68,6 +81,7 @@ FAMILIES: dict[str, Callable[[Any, Any], Any]] = {
     "upstream_healthy": min,
     "block_page": _add,
     "query_log": _add,
+    "ratelimit_answers": _add,
     "policy_rules": max,
     "policy_reloads": max,
     "policy_file_errors": max,
@@ -80,6 +94,10 @@ SCALARS: dict[str, Callable[[Any, Any], Any]] = {
     "cache_entries": operator.add,
     "cache_evictions": operator.add,
     "policy_last_reload": max,
+    "upstream_shed": operator.add,
+    "rebind_rejected": operator.add,
+    "tcp_rejected": operator.add,
+    "tcp_connections": operator.add,
 }
 
 
@@ -104,7 +122,8 @@ def take_snapshot(app: App) -> Snapshot:
     """Copy every count of one process. Runs on the event loop, so nothing changes while it copies.
 
     Optional parts are read from `app.policy_facts` (PolicyFacts), `app.block_page_counts`
-    (BlockPageCounts) and `app.querylog` (QueryLogCounts); absent or None, their families are left out.
+    (BlockPageCounts), `app.querylog` (QueryLogCounts), `app.limiter` (RateLimitCounts) and
+    `app.forward.rebind` (RebindCounts); absent or None (switched off), their families are left out.
     """
     stats = app.stats
     now = app.clock()
@@ -132,6 +151,9 @@ def take_snapshot(app: App) -> Snapshot:
         "cache_misses": app.cache.stats.misses,
         "cache_entries": len(app.cache),
         "cache_evictions": app.cache.stats.evictions,
+        "upstream_shed": app.forward.shed,
+        "tcp_rejected": app.tcp_limits.rejected,
+        "tcp_connections": app.tcp_limits.open,
     }
     policy: PolicyFacts | None = getattr(app, "policy_facts", None)
     if policy is not None:
@@ -147,6 +169,12 @@ def take_snapshot(app: App) -> Snapshot:
         snapshot["query_log"] = [
             [["written"], querylog.written], [["dropped"], querylog.dropped], [["failed"], querylog.failed]
         ]
+    limiter: RateLimitCounts | None = getattr(app, "limiter", None)
+    if limiter is not None:
+        snapshot["ratelimit_answers"] = [[["slipped"], limiter.slipped], [["dropped"], limiter.dropped]]
+    rebind: RebindCounts | None = getattr(app.forward, "rebind", None)
+    if rebind is not None:
+        snapshot["rebind_rejected"] = rebind.rejected
     return snapshot
 
 

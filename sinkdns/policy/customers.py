@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from sinkdns.policy.files import check_file
+from sinkdns.policy.files import open_file
 from sinkdns.policy.names import BadName, is_ip, normalize
 from sinkdns.policy.rule import LIST_ACTIONS, Action, LocalRecord
 from sinkdns.policy.source import PolicyFileError, SourceRules, pack
@@ -123,9 +123,8 @@ _KEYS = {
 
 def read_customer(path: str, file: str, customer_id: str) -> tuple[Customer, SourceRules]:
     """Parse `<id>.toml`: the metadata, and its `domains` as rules. PolicyFileError names file:line and key."""
-    check_file(path, file)
     try:
-        with open(path, "rb") as f:
+        with open_file(path, file) as f:
             raw = f.read()
     except OSError as exc:
         raise PolicyFileError(file, 0, f"cannot read: {exc.strerror}") from None

@@ -5,26 +5,32 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Iterator
+from typing import BinaryIO, Iterator
 
 from sinkdns.policy.source import PolicyFileError
 
 SIZE_LIMIT = 200 * 1024 * 1024
 
 
-def check_file(path: str, file: str, limit: int = SIZE_LIMIT) -> os.stat_result:
-    """stat() following symlinks; PolicyFileError for loops, dangling links, non-files and oversize files."""
+def open_file(path: str, file: str, limit: int = SIZE_LIMIT) -> BinaryIO:
+    """Open for reading, following symlinks; PolicyFileError for loops, dangling links, non-files and
+    oversize files. The checks are made on the open descriptor, so a file swapped for a FIFO between a
+    check and the open cannot block the load (O_NONBLOCK keeps the open itself from waiting)."""
     try:
-        st = os.stat(path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise PolicyFileError(file, 0, "symlink loop") from None
         raise PolicyFileError(file, 0, f"cannot read: {exc.strerror}") from None
+    st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
         raise PolicyFileError(file, 0, "not a regular file")
     if st.st_size > limit:
+        os.close(fd)
         raise PolicyFileError(file, 0, f"{st.st_size} bytes is over the size limit of {limit}")
-    return st
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def read_lines(path: str, file: str, limit: int = SIZE_LIMIT) -> Iterator[str]:
@@ -32,10 +38,9 @@ def read_lines(path: str, file: str, limit: int = SIZE_LIMIT) -> Iterator[str]:
 
     Bytes that are not UTF-8 survive as surrogates, so only the line holding them is rejected later.
     """
-    check_file(path, file, limit)
     read = 0
     try:
-        with open(path, "rb") as f:
+        with open_file(path, file, limit) as f:
             for lineno, raw in enumerate(f, 1):
                 read += len(raw)
                 if read > limit:

@@ -19,10 +19,13 @@ import dnslib
 
 @dataclass
 class Send:
-    """Bytes to send back; `from_other_port` sends them from a different socket (a spoof)."""
+    """Bytes to send back; `from_other_port` sends them from a different socket (a spoof); `framed`
+    False sends them over TCP without the length prefix, so the handler can write any frame at all
+    (a prefix promising more than follows, or more than 64 KiB)."""
 
     data: bytes
     from_other_port: bool = False
+    framed: bool = True
 
 
 Handler = Callable[[dnslib.DNSRecord, str], list]
@@ -45,20 +48,35 @@ def answer(query: dnslib.DNSRecord, *zone_lines: str, rcode: int = 0, ttl: int |
 class FakeUpstream:
     handler: Handler
     host: str = "127.0.0.1"
+    port: int = 0  # a fixed port brings a stopped upstream back where sinkdns expects it
     queries: list[tuple[str, str, str]] = field(default_factory=list)  # (qname, qtype, transport)
 
     def __post_init__(self) -> None:
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((self.host, 0))
+        self.udp, self.tcp = self._bind_pair()
         self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((self.host, self.port))
         self.tcp.listen(16)
         self.other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.other.bind((self.host, 0))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _bind_pair(self, attempts: int = 20) -> tuple[socket.socket, socket.socket]:
+        """A UDP and a TCP socket on one port. A port the kernel picked free for UDP may be taken for
+        TCP (by another suite running beside this one): then pick again."""
+        while True:
+            attempts -= 1
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            udp.bind((self.host, self.port))
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                tcp.bind((self.host, udp.getsockname()[1]))
+                return udp, tcp
+            except OSError:
+                udp.close()
+                tcp.close()
+                if self.port or not attempts:
+                    raise
 
     @property
     def address(self) -> str:
@@ -96,7 +114,7 @@ class FakeUpstream:
                 data = _read(conn, length)
             except (OSError, ConnectionError):
                 return
-            self._reply(data, "tcp", lambda out: conn.sendall(struct.pack("!H", len(out.data)) + out.data))
+            self._reply(data, "tcp", lambda out: conn.sendall(_frame(out)))
 
     def _reply(self, data: bytes, transport: str, send: Callable[[Send], None]) -> None:
         try:
@@ -109,6 +127,10 @@ class FakeUpstream:
                 self._stop.wait(out)  # a deliberate delay
             else:
                 send(out if isinstance(out, Send) else Send(out))
+
+
+def _frame(out: Send) -> bytes:
+    return struct.pack("!H", len(out.data)) + out.data if out.framed else out.data
 
 
 def _read(conn: socket.socket, n: int) -> bytes:

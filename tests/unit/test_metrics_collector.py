@@ -48,6 +48,11 @@ SNAPSHOT = {
     "policy_file_errors": [[["acme.rpz"], 0], [["globex.hosts"], 2]],
     "block_page": [[["acme", "http"], 3], [["none", "https"], 1]],
     "query_log": [[["written"], 9], [["dropped"], 1], [["failed"], 0]],
+    "ratelimit_answers": [[["slipped"], 12], [["dropped"], 11]],
+    "upstream_shed": 8,
+    "rebind_rejected": 2,
+    "tcp_rejected": 6,
+    "tcp_connections": 3,
 }
 
 # family -> (type, label names, {label values: value})
@@ -74,6 +79,11 @@ EXPECTED = {
     "sinkdns_policy_file_errors": ("gauge", ("zone",), {("acme.rpz",): 0, ("globex.hosts",): 2}),
     "sinkdns_block_page_requests": ("counter", ("customer", "protocol"), {("acme", "http"): 3, ("none", "https"): 1}),
     "sinkdns_query_log_lines": ("counter", ("outcome",), {("written",): 9, ("dropped",): 1, ("failed",): 0}),
+    "sinkdns_ratelimit_answers": ("counter", ("action",), {("slipped",): 12, ("dropped",): 11}),
+    "sinkdns_upstream_shed": ("counter", (), {(): 8}),
+    "sinkdns_rebind_rejected": ("counter", (), {(): 2}),
+    "sinkdns_tcp_connections_rejected": ("counter", (), {(): 6}),
+    "sinkdns_tcp_connections": ("gauge", (), {(): 3}),
     "sinkdns_build_info": ("gauge", ("version",), {(__version__,): 1}),
 }
 

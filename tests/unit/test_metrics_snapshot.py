@@ -10,6 +10,8 @@ from sinkdns.config import Config, UpstreamConfig
 from sinkdns.metrics.snapshot import merge, take_snapshot
 from sinkdns.model import Decision
 from sinkdns.resolvers.instrument import BUCKETS, QueryStats
+from sinkdns.resolvers.ratelimit import DROP, SLIP, RateLimiter
+from sinkdns.resolvers.rebind import RebindFilter
 
 
 class Clock:
@@ -116,6 +118,33 @@ def test_optional_parts_are_absent_until_wired_then_copied():
     assert rows(snap, "query_log") == {("written",): 7, ("dropped",): 2, ("failed",): 0}
 
 
+def test_hardening_counts_are_copied():
+    app = make_app()
+    app.limiter = RateLimiter(qps=1, burst=1, exempt_loopback=False)
+    verdicts = [app.limiter.check("192.0.2.9", 5.0) for _ in range(5)]
+    assert verdicts[1:] == [SLIP, DROP, SLIP, DROP]
+    app.forward.shed = 6
+    app.forward.rebind = RebindFilter()
+    app.forward.rebind.rejected = 2
+    assert app.tcp_limits.admit("192.0.2.1") and app.tcp_limits.admit("192.0.2.2")
+    app.tcp_limits.max_connections = 2
+    assert not app.tcp_limits.admit("192.0.2.3")
+
+    snap = take_snapshot(app)
+
+    assert rows(snap, "ratelimit_answers") == {("slipped",): 2, ("dropped",): 2}
+    assert (snap["upstream_shed"], snap["rebind_rejected"]) == (6, 2)
+    assert (snap["tcp_connections"], snap["tcp_rejected"]) == (2, 1)
+
+
+def test_switched_off_hardening_parts_are_absent_and_bounds_always_there():
+    app = make_app()
+    app.limiter = None
+    snap = take_snapshot(app)
+    assert "ratelimit_answers" not in snap and "rebind_rejected" not in snap  # rebinding: off by default
+    assert (snap["upstream_shed"], snap["tcp_connections"], snap["tcp_rejected"]) == (0, 0, 0)
+
+
 def test_snapshot_is_plain_json_and_a_copy():
     app = make_app()
     app.policy_facts, app.block_page_counts, app.querylog = Policy(), BlockPage(), QueryLogCounts()
@@ -175,6 +204,17 @@ def test_merge_reports_unhealthy_when_any_worker_does_and_policy_once():
     assert rows(merged, "policy_rules") == {("acme", "acme.rpz"): 3}
     assert rows(merged, "policy_reloads") == {("success",): 2}
     assert merged["policy_last_reload"] == 102.0
+
+
+def test_merge_sums_hardening_counts():
+    hardening = [
+        {"buckets": list(BUCKETS), "ratelimit_answers": [[["slipped"], slipped], [["dropped"], dropped]],
+         "upstream_shed": shed, "rebind_rejected": 1, "tcp_rejected": shed * 2, "tcp_connections": open_now}
+        for slipped, dropped, shed, open_now in ((3, 2, 1, 4), (5, 4, 2, 7))
+    ]
+    merged = merge(hardening)
+    assert rows(merged, "ratelimit_answers") == {("slipped",): 8, ("dropped",): 6}
+    assert [merged[k] for k in ("upstream_shed", "rebind_rejected", "tcp_rejected", "tcp_connections")] == [3, 2, 6, 11]
 
 
 def test_merge_keeps_absent_parts_absent_and_series_of_one_worker():
