@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import urllib.request
 
 import dns.message
@@ -56,6 +57,9 @@ def test_exact_deltas(nsd, start_sinkdns, zones):
         ask(server, "www.sinkdns.test")
         ask(server, "www.sinkdns.test")
         ask(server, "gone.dead.example")
+        page = http.client.HTTPConnection(*server.info["block_page"][0].rsplit(":", 1), timeout=5)
+        page.request("GET", "/", headers={"Host": "www.acme.example"})
+        assert page.getresponse().status == 451
         after = scrape(address)
     delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
     q = "sinkdns_queries_total"
@@ -69,6 +73,7 @@ def test_exact_deltas(nsd, start_sinkdns, zones):
     assert value(delta, b, customer="globex", zone="globex.txt", action="blockpage") == 1
     assert value(delta, "sinkdns_rule_hits_total", customer="acme", rule="acme.example") == 3
     assert value(delta, "sinkdns_cache_hits_total") == 1
+    assert value(delta, "sinkdns_block_page_requests_total", customer="acme", protocol="http") == 1
     assert value(delta, "sinkdns_upstream_requests_total", upstream=nsd.address, rcode="NOERROR") == 1
     assert value(delta, "sinkdns_upstream_requests_total", upstream=silent.address, rcode="timeout") == 1
     assert value(after, "sinkdns_policy_rules", customer="acme", zone="acme.toml") == 1
