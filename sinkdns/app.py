@@ -88,7 +88,7 @@ class App:
         self.state = STARTING
         self.metrics_server = None
         self.chain = self.build_chain()
-        self.dispatcher = Dispatcher(self.chain, clock)
+        self.dispatcher = Dispatcher(self.chain, self.stats, clock)
         s = config.server
         # One set of TCP bounds for all listeners of this process (per worker with --workers).
         self.tcp_limits = TcpLimits(

@@ -55,6 +55,10 @@ class QueryStats:
         counts[bisect.bisect_left(BUCKETS, seconds)] += 1
         self.latency_sum[outcome] += seconds
 
+    def dropped(self, transport: str) -> None:
+        """A packet that was no query (too short, or a response): no question, no latency, no answer."""
+        self.queries[(transport, "other", Outcome.DROPPED)] += 1
+
     def decided(self, decision: Decision) -> None:
         """A policy match: allows count as rule hits only, everything else (dry-run included) as blocked too."""
         customer = decision.customer

@@ -11,6 +11,7 @@ import time
 from typing import Callable
 
 from sinkdns.model import Handler, Outcome, Request, Response
+from sinkdns.resolvers.instrument import QueryStats
 from sinkdns.wire import build
 from sinkdns.wire import constants as c
 from sinkdns.wire.parse import parse_query
@@ -23,8 +24,9 @@ Reply = Callable[[Request, Response], None]
 class Dispatcher:
     """Runs the chain for each query; answers that need waiting run as tracked tasks (never orphaned)."""
 
-    def __init__(self, chain: Handler, clock=time.monotonic) -> None:
+    def __init__(self, chain: Handler, stats: QueryStats, clock=time.monotonic) -> None:
         self.chain = chain
+        self.stats = stats
         self.clock = clock
         self.tasks: set[asyncio.Task] = set()
         self.dropped = 0
@@ -34,6 +36,7 @@ class Dispatcher:
         req = parse_query(data, client, transport, self.clock())
         if req is None:
             self.dropped += 1
+            self.stats.dropped(transport)
             return False
         try:
             result = self.chain(req)

@@ -25,7 +25,6 @@ class Upstream:
         self.requests: defaultdict[str, int] = defaultdict(int)  # by rcode name or "timeout"
         self.ignored = 0
         self.latency_sum = 0.0
-        self.latency_count = 0
         self.latency_buckets = [0] * (len(BUCKETS) + 1)  # the same buckets as client latency, +Inf last
 
     def healthy(self, now: float) -> bool:
@@ -39,7 +38,6 @@ class Upstream:
         self.failures = 0
         self.down_until = 0.0
         self.latency_sum += seconds
-        self.latency_count += 1
         self.latency_buckets[bisect.bisect_left(BUCKETS, seconds)] += 1
 
     def __repr__(self) -> str:

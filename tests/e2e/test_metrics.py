@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import urllib.request
 
 import dns.message
@@ -57,6 +58,9 @@ def test_exact_deltas(nsd, start_sinkdns, zones):
         ask(server, "www.sinkdns.test")
         ask(server, "www.sinkdns.test")
         ask(server, "gone.dead.example")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as runt:
+            runt.sendto(b"\x00" * 5, (server.host, server.port))
+            runt.sendto(b"\x00" * 5, (server.host, server.port))
         page = http.client.HTTPConnection(*server.info["block_page"][0].rsplit(":", 1), timeout=5)
         page.request("GET", "/", headers={"Host": "www.acme.example"})
         assert page.getresponse().status == 451
@@ -68,6 +72,7 @@ def test_exact_deltas(nsd, start_sinkdns, zones):
     assert value(delta, q, protocol="udp", qtype="A", result="forwarded") == 1
     assert value(delta, q, protocol="udp", qtype="A", result="cached") == 1
     assert value(delta, q, protocol="udp", qtype="A", result="servfail") == 1
+    assert value(delta, q, protocol="udp", qtype="other", result="dropped") == 2
     b = "sinkdns_blocked_queries_total"
     assert value(delta, b, customer="acme", zone="acme.toml", action="blockpage") == 3
     assert value(delta, b, customer="globex", zone="globex.txt", action="blockpage") == 1

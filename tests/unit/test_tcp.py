@@ -8,6 +8,7 @@ import socket
 import dns.message
 
 from sinkdns.model import Outcome, Response
+from sinkdns.resolvers.instrument import QueryStats
 from sinkdns.transport.dispatch import Dispatcher
 from sinkdns.transport.tcp import PRESSURE_IDLE_TIMEOUT, TcpConnection, TcpLimits
 from sinkdns.wire import build
@@ -31,7 +32,7 @@ async def connect(limits: TcpLimits) -> tuple[TcpConnection, socket.socket]:
         theirs.connect(listener.getsockname())
         ours, _ = listener.accept()
     theirs.setblocking(False)
-    _, conn = await loop.connect_accepted_socket(lambda: TcpConnection(Dispatcher(answer_everything), limits), ours)
+    _, conn = await loop.connect_accepted_socket(lambda: TcpConnection(Dispatcher(answer_everything, QueryStats()), limits), ours)
     return conn, theirs
 
 
