@@ -11,6 +11,8 @@ import dns.query
 import dns.rcode
 import pytest
 
+from tests.support.wait import until
+
 
 pytestmark = pytest.mark.e2e
 
@@ -125,11 +127,17 @@ def test_connections_over_the_caps_are_closed_at_once(nsd, start_sinkdns, tmp_pa
             length = struct.unpack("!H", conn.recv(2))[0]
             assert dns.message.from_wire(conn.recv(length)).rcode() == dns.rcode.NOERROR
         held.pop().close()
-        time.sleep(0.2)
-        with connect("127.0.0.3") as again:  # a slot given back is taken again
-            again.sendall(framed(query()))
-            again.settimeout(5)
-            assert len(again.recv(2)) == 2
+
+        def served_again() -> bool:  # a slot given back is taken again, once the server has seen the close
+            with connect("127.0.0.3") as again:
+                again.settimeout(5)
+                try:
+                    again.sendall(framed(query()))
+                    return len(again.recv(2)) == 2
+                except (BrokenPipeError, ConnectionResetError):
+                    return False
+
+        until(served_again, 10, "a freed TCP slot to be taken again")
     finally:
         for conn in held:
             conn.close()
