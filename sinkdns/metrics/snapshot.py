@@ -15,6 +15,7 @@ import functools
 import operator
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence
 
+from sinkdns.model import Outcome
 from sinkdns.resolvers.instrument import BUCKETS
 
 if TYPE_CHECKING:
@@ -146,7 +147,7 @@ def take_snapshot(app: App) -> Snapshot:
         ),
         "upstream_healthy": _merge_rows(([[[u.label], int(u.healthy(now))]] for u in upstreams), min),
         "upstream_unmatched": app.pool.unmatched,
-        "dropped_packets": app.dispatcher.dropped,
+        "dropped_packets": sum(n for (_, _, result), n in stats.queries.items() if result == Outcome.DROPPED),
         "cache_hits": app.cache.stats.hits,
         "cache_misses": app.cache.stats.misses,
         "cache_entries": len(app.cache),

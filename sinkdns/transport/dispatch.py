@@ -29,13 +29,11 @@ class Dispatcher:
         self.stats = stats
         self.clock = clock
         self.tasks: set[asyncio.Task] = set()
-        self.dropped = 0
 
     def dispatch(self, data: bytes, client: tuple, transport: str, send: Reply) -> bool:
         """Answer `data` through `send`, now or later; False when it was dropped unanswered."""
         req = parse_query(data, client, transport, self.clock())
         if req is None:
-            self.dropped += 1
             self.stats.dropped(transport)
             return False
         try:

@@ -58,12 +58,13 @@ class PacketCache:
 
     def answer(self, data: bytes, host: str) -> bytes | None:
         """The answer to send for `data` from `host` without its ID, counted; None when not known."""
-        entry = self.entries.get((data[2:], host))
+        key = (data[2:], host)
+        entry = self.entries.get(key)
         if entry is None or not self.unlimited(host):
             return None
         now = self.clock()
         if now >= entry.expires or entry.index is not self.policy():
-            del self.entries[(data[2:], host)]
+            del self.entries[key]
             return None
         stats = self.stats
         stats.record("udp", entry.qtype, entry.outcome, self.clock() - now)

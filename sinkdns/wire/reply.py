@@ -46,10 +46,6 @@ class Reply:
         self.stored = 0.0
         self.upstream = ""  # the server that gave it (host:port), for the query log
 
-    @property
-    def negative(self) -> bool:
-        return self.rcode == c.NXDOMAIN or (self.rcode == c.NOERROR and self.ancount == 0)
-
     @classmethod
     def from_wire(cls, data: bytes, question_end: int, stored: float, min_ttl: int = 0, max_ttl: int = 86400) -> Reply:
         """Parse `data`, an answer whose header and question were already checked to end at `question_end`."""

@@ -65,11 +65,16 @@ def test_counts_of_the_chain_and_caches():
     app.stats.record("tcp", 65534, "forwarded", 7.0)
     app.stats.decided(decision())
     app.cache.stats.hits, app.cache.stats.misses, app.cache.stats.evictions = 5, 6, 1
-    app.dispatcher.dropped, app.pool.unmatched = 3, 4
+    for transport in ("udp", "udp", "tcp"):
+        app.stats.dropped(transport)
+    app.pool.unmatched = 4
 
     snap = take_snapshot(app)
 
-    assert rows(snap, "queries") == {("udp", "A", "blocked"): 2, ("tcp", "other", "forwarded"): 1}
+    assert rows(snap, "queries") == {
+        ("udp", "A", "blocked"): 2, ("tcp", "other", "forwarded"): 1,
+        ("udp", "other", "dropped"): 2, ("tcp", "other", "dropped"): 1,
+    }
     assert rows(snap, "blocked") == {("acme", "acme.rpz", "blockpage"): 1}
     assert rows(snap, "rule_hits") == {("acme", "*.acme.example"): 1}
     durations = rows(snap, "request_duration")
