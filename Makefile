@@ -1,6 +1,6 @@
 # make run   -- create .venv, install sinkdns, serve on the built-in defaults (ARGS="..." adds flags)
 # make test  -- same set-up, then the whole test suite
-# make fuzz  -- same set-up, then the long property run (2,000,000 inputs per entry point; FUZZ_INPUTS=N)
+# make fuzz  -- same set-up plus atheris, then the long fuzz run (2,000,000 inputs per entry point; FUZZ_INPUTS=N)
 # make soak  -- same set-up, then 60 s of dnsperf at its maximum plus a malformed-packet flood (needs dnsperf, nsd)
 # make bench -- same set-up, then sinkdns beside unbound/dnsmasq under dnsperf (needs dnsperf, nsd; ARGS="--help")
 
@@ -24,7 +24,8 @@ run: $(STAMP) ## serve DNS on 127.0.0.1:1053
 test: $(STAMP) ## run the whole suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-fuzz: $(STAMP) ## long property run outside make test
+fuzz: $(STAMP) ## long fuzz run outside make test (atheris, installed by this target only)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,fuzz]'
 	$(PY) -m tests.fuzz.run --inputs $${FUZZ_INPUTS:-2000000}
 
 bench: $(STAMP) ## dnsperf benchmark: sinkdns beside unbound and dnsmasq (tests/bench/README.md)

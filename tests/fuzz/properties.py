@@ -1,5 +1,5 @@
-"""The properties fuzzed by `make test` (tests/unit/test_fuzz_properties.py) and by `make fuzz`
-(tests/fuzz/run.py): one definition, two budgets.
+"""The properties fuzzed by `make test` (hypothesis, tests/unit/test_fuzz_properties.py) and by `make fuzz`
+(atheris, tests/fuzz/target.py): one definition, two budgets.
 
 Packet handler: any bytes from a client go through parse_query and the whole chain of App.build_chain
 (with a fake upstream group); nothing may raise, and any reply must be well-formed (dnspython's strict
@@ -14,6 +14,7 @@ come out whole (every record readable by dnslib).
 from __future__ import annotations
 
 import asyncio
+import random
 import struct
 from pathlib import Path
 
@@ -36,6 +37,7 @@ SEEDS = [
 ] + [dns.message.make_query(n, t, use_edns=e).to_wire() for n, t, e in
      (("www.example.com", "A", False), ("ads.example", "AAAA", True), ("localhost", "A", False))]
 HEADER = struct.Struct("!HHHHHH")
+QUERY = dns.message.make_query("www.example.com", "A", use_edns=0).to_wire()  # the question every answer is to
 
 
 class FakeGroup:
@@ -119,39 +121,91 @@ def check_wire(wire: bytes, qid: bytes) -> None:
     dns.message.from_wire(wire)
 
 
-def record(owner: bytes, rtype: int, rdata: bytes, ttl: int = 300) -> bytes:
+def record(owner: bytes, rtype: int, rdata: bytes, ttl: int) -> bytes:
     return owner + struct.pack("!HHIH", rtype, c.CLASS_IN, ttl, len(rdata)) + rdata
 
 
-names = st.sampled_from([b"\xc0\x0c", b"\x03www\x07example\x03com\x00", b"\x00", b"\x01a\xc0\x0c"])
-good_records = st.one_of(
-    st.builds(lambda o, a, t: record(o, c.TYPE_A, bytes(a), t), names, st.lists(st.integers(0, 255), min_size=4, max_size=4),
-              st.integers(0, 0xFFFFFFFF)),
-    st.builds(lambda o, a: record(o, c.TYPE_AAAA, bytes(a)), names, st.lists(st.integers(0, 255), min_size=16, max_size=16)),
-    st.builds(lambda o, t: record(o, c.TYPE_CNAME, t), names, names),
-    st.builds(lambda o, t: record(o, c.TYPE_TXT, bytes((len(t),)) + t), names, st.binary(max_size=40)),
-    st.builds(lambda o, m, r: record(o, c.TYPE_SOA, m + r + struct.pack("!IIIII", 1, 2, 3, 4, 5)), names, names, names),
-    st.builds(lambda o, d: record(o, 65280, d), names, st.binary(min_size=1, max_size=30)),  # dnslib: no empty RDATA
+NAMES = (b"\xc0\x0c", b"\x03www\x07example\x03com\x00", b"\x00", b"\x01a\xc0\x0c")
+
+
+class Choices:
+    """Choices read from fuzzer bytes, one byte each; past the end every choice is 0, so any bytes decode.
+
+    Lets hypothesis (st.binary) and atheris (raw bytes) build well-formed answers with one definition.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def below(self, n: int) -> int:
+        value = self.data[self.pos] % n if self.pos < len(self.data) else 0
+        self.pos += 1
+        return value
+
+    def take(self, n: int) -> bytes:
+        chunk = self.data[self.pos:self.pos + n].ljust(n, b"\0")
+        self.pos += n
+        return chunk
+
+    def name(self) -> bytes:
+        return NAMES[self.below(len(NAMES))]
+
+    def text(self) -> bytes:
+        """One character-string: a length octet and that many octets."""
+        n = self.below(41)
+        return bytes((n,)) + self.take(n)
+
+
+RDATA = (
+    (c.TYPE_A, lambda ch: ch.take(4)),
+    (c.TYPE_AAAA, lambda ch: ch.take(16)),
+    (c.TYPE_CNAME, Choices.name),
+    (c.TYPE_TXT, Choices.text),
+    (c.TYPE_SOA, lambda ch: ch.name() + ch.name() + struct.pack("!IIIII", 1, 2, 3, 4, 5)),
+    (65280, lambda ch: ch.take(1 + ch.below(30))),  # dnslib: no empty RDATA
 )
 
 
-@st.composite
-def good_answers(draw) -> tuple[int, bytes]:
+def good_record(ch: Choices) -> bytes:
+    owner = ch.name()
+    rtype, rdata = RDATA[ch.below(len(RDATA))]
+    return record(owner, rtype, rdata(ch), int.from_bytes(ch.take(4), "big"))
+
+
+def good_answer(data: bytes) -> tuple[int, bytes]:
     """Flags (an rcode) and a body of well-formed records: counts then records, as BadGroup expects."""
-    an, ns, ar = (draw(st.lists(good_records, max_size=4)) for _ in range(3))
-    body = struct.pack("!HHH", len(an), len(ns), len(ar)) + b"".join(an + ns + ar)
-    return draw(st.sampled_from([0, 2, 3, 5])), body
+    ch = Choices(data)
+    flags = (0, 2, 3, 5)[ch.below(4)]
+    an, ns, ar = ([good_record(ch) for _ in range(ch.below(5))] for _ in range(3))
+    return flags, struct.pack("!HHH", len(an), len(ns), len(ar)) + b"".join(an + ns + ar)
 
 
+def split_answer(data: bytes) -> tuple[int, bytes]:
+    """Raw fuzzer bytes as an upstream answer: two bytes of flags, then the body BadGroup expects."""
+    return int.from_bytes(data[:2].ljust(2, b"\0"), "big"), data[2:]
+
+
+def seed_inputs(entry: str) -> list[bytes]:
+    """Raw-byte seeds for one entry point of the long run: real queries, and answers that parse."""
+    choices = [random.Random(i).randbytes(200) for i in range(16)]
+    if entry == "packet":
+        return SEEDS
+    if entry == "answer":
+        return [flags.to_bytes(2, "big") + body for flags, body in map(good_answer, choices)]
+    return choices
+
+
+good_answers = st.binary(max_size=400).map(good_answer)
 bad_answers = st.one_of(
     st.tuples(st.integers(0, 0xFFFF), st.binary(max_size=300)),
-    st.builds(lambda fb, e: (fb[0], mutated(fb[1], e)), good_answers(), edits),
+    st.builds(lambda fb, e: (fb[0], mutated(fb[1], e)), good_answers, edits),
 )
 
 
 def check_answer(app: App, group: BadGroup, loop: asyncio.AbstractEventLoop, flags: int, body: bytes, whole: bool) -> None:
     """The upstream-answer property: through Reply.from_wire alone, then through the whole chain."""
-    query = dns.message.make_query("www.example.com", "A", use_edns=0).to_wire()
+    query = QUERY
     req = parse_query(query, ("127.0.0.1", 5353), "udp", 0.0)
     head = HEADER.pack(0, flags | c.QR, 1, *struct.unpack("!HHH", body[:6].ljust(6, b"\0")))
     try:
@@ -162,9 +216,8 @@ def check_answer(app: App, group: BadGroup, loop: asyncio.AbstractEventLoop, fla
     if reply is not None:
         wire = reply.render(req, 10.0)
         assert wire[:2] == query[:2] and wire[12:12 + len(req.question)] == req.question
-        dns.message.from_wire(wire, question_only=True)
+        dns.message.from_wire(wire, question_only=not whole, one_rr_per_rrset=True)  # as strict, less work
         if whole:
-            dns.message.from_wire(wire)
             dnslib.DNSRecord.parse(wire)
     group.body, group.flags = body, flags
     res = run(app.chain(req), loop)  # `app` has no cache, so every input reaches the group

@@ -61,7 +61,7 @@ def test_well_formed_upstream_answers_are_relayed_whole(answer_app, loop):
     app, group = answer_app
 
     @settings(FUZZ, max_examples=4_000)
-    @given(good_answers())
+    @given(good_answers)
     def prop(answer):
         flags, body = answer
         check_answer(app, group, loop, flags, body, whole=True)
