@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import time
+from typing import Callable
 
 from sinkdns.addresses import AccessList
 from sinkdns.config import Config, format_endpoint, resolv_conf_upstreams
@@ -20,6 +21,7 @@ from sinkdns.metrics.http import SERVING, STARTING, STOPPING, Health, on_loop, s
 from sinkdns.metrics.policy_facts import HolderFacts
 from sinkdns.metrics.snapshot import take_snapshot
 from sinkdns.querylog import QueryLog
+from sinkdns.reconfigure import ConfigFile, apply, received, reread
 from sinkdns.model import Handler
 from sinkdns.services import open_block_page, ready_info
 from sinkdns.resolvers.cache import CacheStage
@@ -28,7 +30,7 @@ from sinkdns.resolvers.guard import GuardStage
 from sinkdns.resolvers.instrument import InstrumentStage, QueryStats
 from sinkdns.resolvers.local import LocalStage
 from sinkdns.resolvers.policy import PolicyStage
-from sinkdns.resolvers.ratelimit import RateLimiter
+from sinkdns.resolvers.ratelimit import limiter_for
 from sinkdns.resolvers.rebind import RebindFilter
 from sinkdns.policy.customers import Defaults
 from sinkdns.policy.holder import PolicyHolder
@@ -61,9 +63,7 @@ def upstream_endpoints(config: Config) -> tuple:
 
 def policy_holder(config: Config) -> PolicyHolder:
     """The policy of `config.policy.zones`, loaded; a failing file is logged and the rest serves."""
-    page = config.blockpage
-    defaults = Defaults(reason=page.reason, link=page.policy_url, contact=page.contact, ttl=config.policy.ttl)
-    holder = PolicyHolder(config.policy.zones, defaults)
+    holder = PolicyHolder(config.policy.zones, Defaults.from_config(config.policy, config.blockpage))
     holder.load()
     return holder
 
@@ -127,10 +127,10 @@ class App:
         # before policy and cache, unless the operator forwards them to a server of their own.
         local = LocalStage(policy, tuple(conditional))
         # guard: bad queries, other opcodes and classes are answered before any real work.
-        rate = config.ratelimit
-        self.limiter = RateLimiter(rate.qps, rate.burst, rate.exempt_loopback, rate.max_clients) if rate.qps else None
+        self.limiter = limiter_for(config.ratelimit)
         access = AccessList(config.access.allow, config.access.deny)
         guard = GuardStage(local, access, self.limiter, dict(config.server.chaos))
+        self.guard, self.policy_stage = guard, policy  # their settings are swapped on SIGHUP (reconfigure.py)
         # instrument: first, so every answer, whoever wrote it, is counted and timed.
         return InstrumentStage(guard, self.stats, self.clock, self.querylog)
 
@@ -220,17 +220,28 @@ def write_ready_file(path: str, info: dict) -> None:
     os.replace(tmp, path)
 
 
-async def serve(config: Config, control_fd: int | None = None) -> None:
-    """Run one process until SIGTERM or SIGINT.
+async def serve(config: Config, control_fd: int | None = None, config_file: ConfigFile | None = None) -> None:
+    """Run one process until SIGTERM or SIGINT; SIGHUP re-reads `config_file` (reconfigure.py), then the policy.
 
     With `control_fd` this process is a worker of a supervisor (see supervisor.py): it reports readiness
-    and answers requests for its counts over that socket instead of writing the ready file.
+    and answers requests for its counts over that socket instead of writing the ready file, and takes a
+    new config only as bytes its supervisor read and accepted, so every worker runs the same one.
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     reloads: set[asyncio.Task] = set()
+    watcher = None
 
-    def reload() -> None:
+    def reload(accepted: bytes | None = None) -> None:
+        """Swap in the live keys of a new config if there is one, then reload the policy."""
+        new = None
+        if accepted is not None:
+            new = received(config_file, app.config, accepted)
+        elif config_file is not None and control_fd is None:
+            found = reread(config_file, app.config)
+            new = found[0] if found else None
+        if new is not None:
+            apply(app, new, watcher)
         task = loop.create_task(app.policy.reload())
         reloads.add(task)
         task.add_done_callback(reloads.discard)
@@ -245,13 +256,13 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
-    watcher = None
     if interval:
-        watcher = ZonesWatcher(config.policy.zones, app.policy.reload, interval, extra_paths=lambda: included_paths(app.policy))
+        watcher = ZonesWatcher(app.policy.zones_dir, app.policy.reload, interval,
+                               extra_paths=lambda: included_paths(app.policy))
         watcher.start(baseline)
     info = app.ready_info()
     if control_fd is not None:
-        control = await worker_control(control_fd, info, app.snapshot, stop)
+        control = await worker_control(control_fd, info, app.snapshot, reload, stop)
     else:
         log.info("ready", extra=ready_fields(info, app.upstreams))
         if config.server.ready_file:
@@ -265,16 +276,22 @@ async def serve(config: Config, control_fd: int | None = None) -> None:
         control.cancel()
 
 
-async def worker_control(fd: int, info: dict, snapshot, stop: asyncio.Event) -> asyncio.Task:
-    """Tell the supervisor this worker is ready, then answer its requests (one JSON object per line)."""
+async def worker_control(fd: int, info: dict, snapshot, reload: Callable[[bytes | None], None],
+                         stop: asyncio.Event) -> asyncio.Task:
+    """Tell the supervisor this worker is ready, then answer its requests (one JSON object per line):
+    `snapshot` (the counts, answered) and `reload` (with the config text the supervisor accepted, or null)."""
     reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
     writer.write(json.dumps({"ready": info}).encode() + b"\n")
 
     async def serve_requests() -> None:
         while line := await reader.readline():
             request = json.loads(line)
-            if request.get("op") == "snapshot":
+            op = request.get("op")
+            if op == "snapshot":
                 writer.write(json.dumps({"snapshot": snapshot()}).encode() + b"\n")
+            elif op == "reload":
+                text = request.get("config")
+                reload(None if text is None else text.encode())
         stop.set()  # the supervisor went away: a worker without one must not linger
 
     return asyncio.get_running_loop().create_task(serve_requests())

@@ -80,13 +80,15 @@ def _serve(args: argparse.Namespace) -> int:
     }
     config = configuration.load(args.config, flags)
     from sinkdns import app, logs, supervisor
+    from sinkdns.reconfigure import ConfigFile
 
     logs.setup(config.server.log_level)
     app.upstream_endpoints(config)  # refuse an unusable upstream list before any worker starts
+    config_file = ConfigFile(args.config, flags) if args.config else None  # re-read on SIGHUP
     if config.server.workers > 1 and args.worker_control is None:
-        main = supervisor.supervise(config, args.config, flags)
+        main = supervisor.supervise(config, config_file, flags)
     else:
-        main = app.serve(config, args.worker_control)
+        main = app.serve(config, args.worker_control, config_file)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(main)
     return 0

@@ -277,22 +277,35 @@ class Config:
     blockpage: BlockPageConfig = BlockPageConfig()
 
 
-def load(path: str | None, flags: dict[str, Any] | None = None) -> Config:
+def read_file(path: str) -> bytes:
+    """The config file's bytes, as `load` would judge them."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+
+
+def _toml(path: str, data: bytes) -> dict[str, Any]:
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {exc.start})"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+
+
+def load(path: str | None, flags: dict[str, Any] | None = None, data: bytes | None = None) -> Config:
     """Build the configuration from a TOML file (optional) and flags; flags replace the file's values.
 
-    `flags` maps a flag name (the `flag` metadata of a field, e.g. "listen") to its raw value.
+    `flags` maps a flag name (the `flag` metadata of a field, e.g. "listen") to its raw value. `data`, when
+    given, is the file's content already read, so a reload judges exactly the bytes it read.
     """
     problems: list[str] = []
     raw: dict[str, Any] = {}
     origin = path or "defaults"
     if path is not None:
-        try:
-            with open(path, "rb") as f:
-                raw = tomllib.load(f)
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        raw = _toml(path, read_file(path) if data is None else data)
     sections = {f.name: f.default for f in fields(Config)}
     for name in raw:
         if name not in sections:

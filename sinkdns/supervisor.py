@@ -2,8 +2,9 @@
 
 The supervisor resolves port 0 once so every worker binds the same port, starts the workers as fresh
 interpreters (no fork of a running event loop), waits until each reports ready, writes the ready file,
-forwards SIGHUP and SIGTERM, restarts a worker that dies, and collects every worker's counts on request
-so metrics are the sum of all of them.
+forwards SIGTERM, restarts a worker that dies, and collects every worker's counts on request so metrics
+are the sum of all of them. On SIGHUP it re-reads the config file once and asks every worker over its
+control socket to reload, with the bytes it accepted (reconfigure.py), so all processes run one config.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sinkdns.app import policy_holder, ready_fields, write_ready_file
 from sinkdns.config import Config, format_endpoint
 from sinkdns.listen import bind_pair
 from sinkdns.policy.watch import ZonesWatcher, included_paths
+from sinkdns.reconfigure import ConfigFile, apply_shared, reread
 from sinkdns.services import open_block_page, ready_info
 from sinkdns.metrics.collector import make_registry
 from sinkdns.metrics.http import SERVING, STARTING, STOPPING, Health, on_loop, start_metrics_server
@@ -43,6 +45,7 @@ class Worker:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.lock = asyncio.Lock()
+        self.config: bytes | None = None  # config file bytes accepted since start-up, sent again after a restart
 
     async def start(self, argv: list[str]) -> dict:
         parent_end, child_end = socket.socketpair()
@@ -59,6 +62,8 @@ class Worker:
         if not line:
             await self.proc.wait()
             raise WorkerFailed(f"worker {self.index} exited with {self.proc.returncode} before it was ready")
+        if self.config is not None:
+            self._send_reload(self.config)
         return json.loads(line)["ready"]
 
     async def snapshot(self) -> dict | None:
@@ -71,6 +76,17 @@ class Worker:
                 return json.loads(line)["snapshot"] if line else None
             except (OSError, TimeoutError, ValueError, KeyError):
                 return None
+
+    def reload(self, config: bytes | None) -> None:
+        """Reload the policy, first applying `config` (file bytes the supervisor accepted) when given."""
+        if config is not None:
+            self.config = config
+        if self.writer is not None and not self.writer.is_closing():
+            self._send_reload(config)
+
+    def _send_reload(self, config: bytes | None) -> None:
+        text = None if config is None else config.decode()  # accepted, so UTF-8
+        self.writer.write(json.dumps({"op": "reload", "config": text}).encode() + b"\n")
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -93,11 +109,11 @@ def worker_argv(config_path: str | None, flags: dict, listen: tuple) -> list[str
     return argv + ["--workers", "1"]
 
 
-async def supervise(config: Config, config_path: str | None, flags: dict) -> None:
+async def supervise(config: Config, config_file: ConfigFile | None, flags: dict) -> None:
     """Run `config.server.workers` workers until SIGTERM or SIGINT."""
     probes = [bind_pair(ep, reuse_port=True) for ep in config.server.listen]
     listen = tuple((ep[0], udp.getsockname()[1]) for ep, (udp, _) in zip(config.server.listen, probes))
-    argv = worker_argv(config_path, flags, listen)
+    argv = worker_argv(config_file and config_file.path, flags, listen)
     workers = [Worker(i) for i in range(config.server.workers)]
     loop = asyncio.get_running_loop()
     state = STARTING
@@ -126,19 +142,27 @@ async def supervise(config: Config, config_path: str | None, flags: dict) -> Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloads: set[asyncio.Task] = set()
+    watcher = None
+    running = config
 
-    async def reload_all() -> None:
+    async def reload_all(accepted: bytes | None = None) -> None:
         for w in workers:
-            w.signal(signal.SIGHUP)
+            w.reload(accepted)
         await policy.reload()
 
     def reload() -> None:
-        task = loop.create_task(reload_all())
+        """SIGHUP: the config file once for every process (its live keys), then the policy everywhere."""
+        nonlocal running
+        accepted = None
+        found = reread(config_file, running) if config_file is not None else None
+        if found is not None:
+            running, accepted = found
+            apply_shared(running, policy, watcher)
+        task = loop.create_task(reload_all(accepted))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
-    watcher = None
     if config.policy.watch_interval:
         watcher = ZonesWatcher(config.policy.zones, reload_all, config.policy.watch_interval,
                                extra_paths=lambda: included_paths(policy))

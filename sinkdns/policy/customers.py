@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
+from sinkdns.config import BlockPageConfig, PolicyConfig
 from sinkdns.policy.files import open_file
 from sinkdns.policy.names import BadName, is_ip, normalize
 from sinkdns.policy.rule import LIST_ACTIONS, Action, LocalRecord
@@ -29,6 +30,10 @@ class Defaults:
     link: str = ""
     contact: str = ""
     ttl: int = 60
+
+    @classmethod
+    def from_config(cls, policy: PolicyConfig, blockpage: BlockPageConfig) -> Defaults:
+        return cls(reason=blockpage.reason, link=blockpage.policy_url, contact=blockpage.contact, ttl=policy.ttl)
 
 
 @dataclass(frozen=True)

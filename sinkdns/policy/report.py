@@ -93,7 +93,7 @@ def explain_command(name: str, qtype: str, zones_dir: str, policy_config: Policy
     except (idna.IDNAError, UnicodeError, dns.exception.DNSException, ValueError) as exc:
         out.write(f"cannot explain {name!r}: {exc}\n")
         return 2
-    defaults = Defaults(blockpage_config.reason, blockpage_config.policy_url, blockpage_config.contact, policy_config.ttl)
+    defaults = Defaults.from_config(policy_config, blockpage_config)
     state = load(zones_dir, None, defaults)
     for error in state.errors:
         out.write(f"note: {error}\n")

@@ -31,6 +31,11 @@ def chaos_record(text: str) -> bytes:
     return build.rr(build.QNAME_POINTER, c.TYPE_TXT, 0, rdata, c.CLASS_CH)
 
 
+def chaos_records(chaos: Mapping[str, str]) -> dict[str, bytes]:
+    """The CHAOS TXT record answered for each name of `chaos`, by case-folded name."""
+    return {name.rstrip(".").lower(): chaos_record(text) for name, text in chaos.items()}
+
+
 class GuardStage(Stage):
     """`access` defaults to loopback and private networks; `limiter` None means no rate limit;
     `chaos` maps CHAOS names (version.bind, hostname.bind, id.server) to the text answered for them,
@@ -48,7 +53,7 @@ class GuardStage(Stage):
         super().__init__(next)
         self.access = access if access is not None else AccessList()
         self.limiter = limiter
-        self.chaos = {name.rstrip(".").lower(): chaos_record(text) for name, text in (chaos or {}).items()}
+        self.chaos = chaos_records(chaos or {})
 
     def __call__(self, req: Request) -> Result:
         host = req.client[0]

@@ -35,8 +35,12 @@ class PolicyStage(Stage):
     ) -> None:
         super().__init__(next)
         self.policy = policy  # a PolicyHolder, or any zero-argument callable returning the index
-        self.answers = BlockAnswers(config, blockpage)
         self.clock = clock  # wall-clock seconds: `until` is a moment in real time
+        self.configure(config, blockpage)
+
+    def configure(self, config: PolicyConfig, blockpage: BlockPageConfig) -> None:
+        """Answer with these settings from the next query on (a reload of the config file)."""
+        self.answers = BlockAnswers(config, blockpage)
         self.canaries = frozenset(config.canaries)  # names browsers probe before bypassing this resolver
 
     def __call__(self, req: Request) -> Result:

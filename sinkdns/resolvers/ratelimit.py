@@ -12,6 +12,7 @@ import ipaddress
 from collections import OrderedDict
 
 from sinkdns.addresses import LOOPBACK, Memo, in_any, networks, parse_address
+from sinkdns.config import RateLimitConfig
 
 ADMIT = 0
 SLIP = 1
@@ -74,3 +75,10 @@ class RateLimiter:
             return SLIP
         self.dropped += 1
         return DROP
+
+
+def limiter_for(config: RateLimitConfig) -> RateLimiter | None:
+    """The rate limiter `[ratelimit]` asks for; None when it is off (qps = 0)."""
+    if not config.qps:
+        return None
+    return RateLimiter(config.qps, config.burst, config.exempt_loopback, config.max_clients)
