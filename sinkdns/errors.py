@@ -12,10 +12,3 @@ class ConfigError(SinkdnsError):
         super().__init__("; ".join(problems))
         self.problems = problems
 
-
-class UpstreamError(SinkdnsError):
-    """No upstream gave a usable answer; `attempts` says what each one did."""
-
-    def __init__(self, attempts: list[str]) -> None:
-        super().__init__("no upstream answered: " + ", ".join(attempts) if attempts else "no upstream to ask")
-        self.attempts = attempts

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Union
+import asyncio
+from typing import Callable, Generator, Union
 
 from sinkdns.wire.constants import CD, OPT_EDE
 
@@ -47,7 +48,7 @@ class Request:
 
     __slots__ = (
         "wire", "id", "flags", "qname", "qname_wire", "question", "qtype", "qclass",
-        "edns", "problem", "client", "transport", "received",
+        "edns", "problem", "client", "transport", "received", "_key",
     )
 
     def __init__(self, wire: bytes, id: int, flags: int, client: tuple, transport: str, received: float) -> None:
@@ -64,13 +65,19 @@ class Request:
         self.qclass = 0
         self.edns: Edns | None = None
         self.problem = 0  # 0, or the rcode the guard must answer (FORMERR, NOTIMP, BADVERS)
+        self._key: bytes | None = None
 
     @property
     def key(self) -> bytes:
-        """Cache and in-flight key: case-folded name, type and class, DO and CD (only the name is folded)."""
-        do = 2 if self.edns is not None and self.edns.do else 0
-        cd = 1 if self.flags & CD else 0
-        return self.qname_wire.lower() + self.question[-4:] + bytes((do | cd,))
+        """Cache and in-flight key: case-folded name, type and class, DO and CD (only the name is folded).
+
+        Computed on first use: the packet cache, the cache and the forwarder all ask for it."""
+        key = self._key
+        if key is None:
+            do = 2 if self.edns is not None and self.edns.do else 0
+            cd = 1 if self.flags & CD else 0
+            key = self._key = self.qname_wire.lower() + self.question[-4:] + bytes((do | cd,))
+        return key
 
     @property
     def max_udp(self) -> int:
@@ -95,9 +102,13 @@ class Decision:
     until: float | None = None  # wall-clock seconds when the rule lapses, if it does
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Response:
-    """What a stage answers. `wire` None means send nothing (UDP) or close the connection (TCP)."""
+    """What a stage answers. `wire` None means send nothing (UDP) or close the connection (TCP).
+
+    Treated as immutable (stages derive new ones with dataclasses.replace) but not frozen: one or two
+    are built per query, and a frozen dataclass's __init__ costs three times more.
+    """
 
     wire: bytes | None
     outcome: str
@@ -106,5 +117,67 @@ class Response:
     entry: object | None = None  # the parsed upstream answer, so the cache can keep it
 
 
-Result = Union[Response, Awaitable[Response]]
+Step = Callable[[Response], Response]
+
+
+class Pending:
+    """A Response still to come: stages chain steps onto it as the call unwinds (innermost first), and
+    the transport's `finish` callback gets the result. A step that raises turns the result into its
+    exception, and the steps after it are skipped, so `finish` always runs exactly once."""
+
+    __slots__ = ("_steps", "_value", "_settled", "_finish")
+
+    def __init__(self) -> None:
+        self._steps: list[Step] = []
+        self._value: Response | BaseException | None = None
+        self._settled = False
+        self._finish: Callable[[Response | BaseException], None] | None = None
+
+    def then(self, step: Step) -> Pending:
+        if self._settled:
+            self._value = _apply(step, self._value)
+        else:
+            self._steps.append(step)
+        return self
+
+    def finish(self, callback: Callable[[Response | BaseException], None]) -> None:
+        """Hand the result to `callback` once settled (at once if it already is)."""
+        if self._settled:
+            callback(self._value)
+        else:
+            self._finish = callback
+
+    def settle(self, value: Response) -> None:
+        for step in self._steps:
+            value = _apply(step, value)
+        self._steps = []
+        self._value = value
+        self._settled = True
+        if self._finish is not None:
+            self._finish(value)
+
+    def __await__(self) -> Generator[object, None, Response]:
+        """For callers that can wait (tests, TCP-only tools): the result as an awaitable."""
+        future = asyncio.get_running_loop().create_future()
+
+        def done(value: Response | BaseException) -> None:
+            if isinstance(value, BaseException):
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+
+        self.finish(done)
+        return future.__await__()
+
+
+def _apply(step: Step, value):
+    if isinstance(value, BaseException):
+        return value
+    try:
+        return step(value)
+    except Exception as exc:
+        return exc
+
+
+Result = Union[Response, Pending]
 Handler = Callable[[Request], Result]

@@ -1,15 +1,14 @@
 """The one contract every stage follows.
 
-A stage is called with a Request and returns a Response, or an awaitable of one when it must wait
-(only the upstream does). Answers that need no waiting (blocked, cached, local) therefore leave the
-UDP callback without creating a task; `then` lets a stage post-process either kind the same way.
+A stage is called with a Request and returns a Response, or a Pending one when it must wait (only the
+upstream does). Answers that need no waiting (blocked, cached, local) leave the UDP callback at once;
+a miss is carried by one Pending object whose steps run when the upstream's answer arrives, with no
+Task and no coroutine. `then` lets a stage post-process either kind the same way.
 """
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
-
-from sinkdns.model import Handler, Request, Response, Result
+from sinkdns.model import Handler, Request, Response, Result, Step
 
 
 class Stage:
@@ -24,12 +23,8 @@ class Stage:
         raise NotImplementedError
 
 
-def then(result: Result, fn: Callable[[Response], Response]) -> Result:
+def then(result: Result, fn: Step) -> Result:
     """Apply `fn` to a response now, or once it arrives."""
     if type(result) is Response:
         return fn(result)
-    return _then(result, fn)
-
-
-async def _then(pending: Awaitable[Response], fn: Callable[[Response], Response]) -> Response:
-    return fn(await pending)
+    return result.then(fn)

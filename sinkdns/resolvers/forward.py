@@ -1,26 +1,22 @@
 """Last in the chain: sends what nobody else answered upstream, once per distinct question in flight.
 
 Questions in flight are capped: beyond the cap a query is answered SERVFAIL at once, so a flood of
-distinct names costs a bounded number of sockets, timers and coroutines instead of growing until the
+distinct names costs a bounded number of sockets and timers instead of growing until the
 process falls over (Unbound's num-queries-per-thread, BIND's recursive-clients).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
+from functools import partial
 
-from sinkdns.errors import UpstreamError
-from sinkdns.model import Outcome, Request, Response, Result
+from sinkdns.model import Outcome, Pending, Request, Response, Result
 from sinkdns.resolvers.base import Stage
 from sinkdns.resolvers.rebind import RebindFilter
 from sinkdns.upstream.group import UpstreamGroup
 from sinkdns.wire import build
 from sinkdns.wire import constants as c
 from sinkdns.wire.reply import Reply
-
-log = logging.getLogger(__name__)
 
 
 class ForwardStage(Stage):
@@ -48,15 +44,24 @@ class ForwardStage(Stage):
         self.clock = clock
         self.max_inflight = max_inflight
         self.rebind = rebind
-        self.inflight: dict[bytes, asyncio.Future] = {}
+        self.inflight: dict[bytes, list[tuple[Request, Pending]]] = {}  # key -> waiters
         self.shed = 0
 
     def __call__(self, req: Request) -> Result:
-        inflight = self.inflight
-        if len(inflight) >= self.max_inflight and req.key not in inflight:
+        key = req.key
+        pending = Pending()
+        waiters = self.inflight.get(key)
+        if waiters is not None:
+            waiters.append((req, pending))
+            return pending
+        if len(self.inflight) >= self.max_inflight:
             self.shed += 1
             return Response(build.answer(req, c.SERVFAIL), Outcome.SERVFAIL, c.SERVFAIL)
-        return self._forward(req)
+        # Registered before asking: the group may answer (all servers failing at once) before ask returns.
+        self.inflight[key] = [(req, pending)]
+        group = self.group_for(req.qname)
+        group.ask(req, partial(self._answered, key, group))
+        return pending
 
     def group_for(self, qname: str) -> UpstreamGroup:
         name = qname
@@ -70,25 +75,13 @@ class ForwardStage(Stage):
             name = name[dot + 1:]
         return self.default
 
-    async def _forward(self, req: Request) -> Response:
-        key = req.key
-        shared = self.inflight.get(key)
-        if shared is not None:
-            reply = await asyncio.shield(shared)
-        else:
-            shared = self.inflight[key] = asyncio.get_running_loop().create_future()
-            reply = None
-            try:
-                group = self.group_for(req.qname)
-                reply = await group.ask(req)
-                if group is self.default and self.rebind is not None and self.rebind.rejects(req.qname, reply):
-                    reply = _REBIND
-            except UpstreamError as exc:
-                log.debug("SERVFAIL for %s: %s", req.qname, exc)
-            finally:
-                del self.inflight[key]
-                shared.set_result(reply)
-        return self._respond(req, reply)
+    def _answered(self, key: bytes, group: UpstreamGroup, reply: Reply | None) -> None:
+        """Every waiter on the question gets the answer, in its own ID and letter case."""
+        waiters = self.inflight.pop(key)
+        if reply is not None and group is self.default and self.rebind is not None and self.rebind.rejects(waiters[0][0].qname, reply):
+            reply = _REBIND
+        for req, pending in waiters:
+            pending.settle(self._respond(req, reply))
 
     def _respond(self, req: Request, reply: Reply | None) -> Response:
         if reply is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from functools import partial
 from typing import Callable
 
 from sinkdns.model import Handler, Outcome, Request, Response
@@ -22,13 +23,15 @@ Reply = Callable[[Request, Response], None]
 
 
 class Dispatcher:
-    """Runs the chain for each query; answers that need waiting run as tracked tasks (never orphaned)."""
+    """Runs the chain for each query; answers that must wait are counted until sent, so none is orphaned
+    and a shutdown can drain them."""
 
     def __init__(self, chain: Handler, stats: QueryStats, clock=time.monotonic) -> None:
         self.chain = chain
         self.stats = stats
         self.clock = clock
-        self.tasks: set[asyncio.Task] = set()
+        self.waiting = 0  # queries whose answer is still to come
+        self._idle: asyncio.Event | None = None
 
     def dispatch(self, data: bytes, client: tuple, transport: str, send: Reply) -> bool:
         """Answer `data` through `send`, now or later; False when it was dropped unanswered."""
@@ -44,25 +47,31 @@ class Dispatcher:
         if type(result) is Response:
             send(req, result)
             return True
-        task = asyncio.ensure_future(self._finish(req, result, send))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.waiting += 1
+        result.finish(partial(self._finish, req, send))
         return True
 
-    async def _finish(self, req: Request, pending, send: Reply) -> None:
-        try:
-            res = await pending
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("error answering %s", req.qname)
+    def _finish(self, req: Request, send: Reply, res: Response | BaseException) -> None:
+        self.waiting -= 1
+        if not isinstance(res, Response):
+            log.error("error answering %s", req.qname, exc_info=res)
             res = _servfail(req)
-        send(req, res)
+        try:
+            send(req, res)
+        finally:
+            if not self.waiting and self._idle is not None:
+                self._idle.set()
 
     async def drain(self, timeout: float) -> None:
         """Wait for queries in flight to be answered, at most `timeout` seconds."""
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=timeout)
+        if self.waiting:
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                pass
+            finally:
+                self._idle = None
 
 
 def _servfail(req: Request) -> Response:

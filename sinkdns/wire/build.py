@@ -22,10 +22,25 @@ def response_flags(req: Request, rcode: int, extra: int = 0) -> int:
 
 
 def opt_record(rcode: int = 0, do: bool = False, options: tuple[tuple[int, bytes], ...] = ()) -> bytes:
-    """An OPT pseudo-record advertising sinkdns's payload size and carrying the extended rcode bits."""
-    rdata = b"".join(_U16x2.pack(code, len(data)) + data for code, data in options)
+    """An OPT pseudo-record advertising sinkdns's payload size and carrying the extended rcode bits.
+
+    Without options there are only a few distinct records; each is built once (every forwarded and
+    cached answer to an EDNS client carries one)."""
+    if not options:
+        key = (rcode >> 4, do)
+        opt = _PLAIN_OPTS.get(key)
+        if opt is None:
+            opt = _PLAIN_OPTS[key] = _opt(rcode, do, b"")
+        return opt
+    return _opt(rcode, do, b"".join(_U16x2.pack(code, len(data)) + data for code, data in options))
+
+
+def _opt(rcode: int, do: bool, rdata: bytes) -> bytes:
     ttl = ((rcode >> 4) << 24) | (c.DO_BIT if do else 0)
     return _OPT_FIXED.pack(0, c.TYPE_OPT, c.EDNS_PAYLOAD, ttl, len(rdata)) + rdata
+
+
+_PLAIN_OPTS: dict[tuple[int, bool], bytes] = {}
 
 
 def ede_option(info_code: int, text: str) -> tuple[int, bytes]:

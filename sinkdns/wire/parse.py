@@ -11,6 +11,10 @@ from sinkdns.wire.name import NameError_, labels_to_text, skip_name
 HEADER = struct.Struct("!HHHHHH")
 _U16x2 = struct.Struct("!HH")
 _RR_FIXED = struct.Struct("!HHIH")
+# An OPT record without options, as nearly every EDNS query ends: the same 11 bytes give the same Edns,
+# so the few distinct ones seen are kept (at most 256, whatever clients send) and the walk is skipped.
+_PLAIN_OPT_SIZE = 11
+_PLAIN_OPTS: dict[bytes, Edns] = {}
 # Bytes that may appear in a name's text form without escaping; anything else takes the slow path.
 _PLAIN = bytes(range(ord("a"), ord("z") + 1)) + b"0123456789-_*." + bytes(range(ord("A"), ord("Z") + 1))
 
@@ -88,12 +92,17 @@ def parse_query(data: bytes, client: tuple, transport: str, received: float) -> 
         # A query carries no answers and at most one additional record, its OPT (as Unbound enforces).
         req.problem = c.FORMERR
     elif arcount:
-        try:
-            req.edns = _find_opt(data, pos, ancount, nscount, arcount)
-        except (NameError_, ValueError, struct.error):
-            req.problem = c.FORMERR
-            return req
-        if req.edns is not None and req.edns.version != 0:
+        edns = _PLAIN_OPTS.get(data[pos:]) if n - pos == _PLAIN_OPT_SIZE else None
+        if edns is None:
+            try:
+                edns = _find_opt(data, pos, ancount, nscount, arcount)
+            except (NameError_, ValueError, struct.error):
+                req.problem = c.FORMERR
+                return req
+            if edns is not None and not edns.options and n - pos == _PLAIN_OPT_SIZE and len(_PLAIN_OPTS) < 256:
+                _PLAIN_OPTS[data[pos:]] = edns
+        req.edns = edns
+        if edns is not None and edns.version != 0:
             req.problem = c.BADVERS
     elif pos != n:
         req.problem = c.FORMERR

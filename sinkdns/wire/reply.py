@@ -56,12 +56,11 @@ class Reply:
 
     @classmethod
     def _parse(cls, data: bytes, pos: int, stored: float, min_ttl: int, max_ttl: int) -> Reply:
-        self = cls()
         question_end = pos
         _, flags, _, ancount, nscount, arcount = HEADER.unpack_from(data)
-        self.flags = flags
         rcode = flags & c.RCODE_MASK
         n = len(data)
+        an_ns = ancount + nscount
         offsets: list[int] = []
         ttls: list[int] = []
         names: list[str] = []
@@ -70,9 +69,12 @@ class Reply:
         patches: list[tuple[int, int]] = []
         end = n
         kept_ar = arcount
-        for index in range(ancount + nscount + arcount):
+        for index in range(an_ns + arcount):
             start = pos
-            pos = skip_name(data, pos)
+            if pos < n and data[pos] & 0xC0 == 0xC0:  # the usual owner: a pointer to the question
+                pos += 2
+            else:
+                pos = skip_name(data, pos)
             if pos + 10 > n:
                 raise ValueError("record runs past the end")
             rtype, _, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
@@ -82,32 +84,38 @@ class Reply:
             if rdata_end > n:
                 raise ValueError("RDATA runs past the end")
             if rtype == c.TYPE_OPT:
-                if index < ancount + nscount or data[start] != 0:
+                if index < an_ns or data[start] != 0:
                     raise ValueError("OPT outside the additional section")
                 rcode |= (ttl >> 24) << 4
                 # Cut the OPT and whatever follows it: additional records are optional, and nothing
                 # before the cut can point past it.
                 end = start
-                kept_ar = index - ancount - nscount
+                kept_ar = index - an_ns
                 break
             # A TTL with the top bit set means zero (RFC 2181 8).
-            clamped = min(max(0 if ttl & 0x80000000 else ttl, min_ttl), max_ttl)
-            if index >= ancount and index < ancount + nscount and rtype == c.TYPE_SOA and soa_ttl is None:
+            clamped = 0 if ttl & 0x80000000 else ttl
+            if clamped < min_ttl:
+                clamped = min_ttl
+            if clamped > max_ttl:
+                clamped = max_ttl
+            if ancount <= index < an_ns and rtype == c.TYPE_SOA and soa_ttl is None:
                 if rdlen < 22:
                     raise ValueError("SOA RDATA too short")
                 # A negative answer lives for min(SOA TTL, MINIMUM), and says so (RFC 2308 3 and 5).
                 clamped = soa_ttl = min(clamped, _U32.unpack_from(data, rdata_end - 4)[0])
             if clamped != ttl:
                 patches.append((ttl_at, clamped))
-            offsets.append(ttl_at)
+            offsets.append(ttl_at - question_end)
             ttls.append(clamped)
             if index < ancount:
-                if rtype == c.TYPE_CNAME or rtype == c.TYPE_DNAME:
+                if rtype == c.TYPE_A:
+                    if rdlen == 4:
+                        addresses.append(inet_ntop(AF_INET, data[pos:rdata_end]))
+                elif rtype == c.TYPE_AAAA:
+                    if rdlen == 16:
+                        addresses.append(inet_ntop(AF_INET6, data[pos:rdata_end]))
+                elif rtype == c.TYPE_CNAME or rtype == c.TYPE_DNAME:
                     names.append(name_text(read_name(data, pos)[0]))
-                elif rtype == c.TYPE_A and rdlen == 4:
-                    addresses.append(inet_ntop(AF_INET, data[pos:rdata_end]))
-                elif rtype == c.TYPE_AAAA and rdlen == 16:
-                    addresses.append(inet_ntop(AF_INET6, data[pos:rdata_end]))
             pos = rdata_end
         else:
             if pos != n:
@@ -117,20 +125,25 @@ class Reply:
             for offset, ttl in patches:
                 _U32.pack_into(patched, offset, ttl)
             data = bytes(patched)
+        self = cls.__new__(cls)
         self.rcode = rcode
+        self.flags = flags
         self.ancount = ancount
         self.nscount = nscount
         self.arcount = kept_ar
         self.body = data[question_end:end]
-        self.ttl_offsets = tuple(o - question_end for o in offsets)
+        self.ttl_offsets = tuple(offsets)
         self.ttls = tuple(ttls)
         self.names = tuple(names)
         self.addresses = tuple(addresses)
         self.stored = stored
+        self.upstream = ""
         if rcode == c.NOERROR and ancount:
             self.ttl = min(ttls[:ancount])
         elif rcode == c.NXDOMAIN or rcode == c.NOERROR:
             self.ttl = soa_ttl
+        else:
+            self.ttl = None
         return self
 
     def render(self, req: Request, now: float) -> bytes:

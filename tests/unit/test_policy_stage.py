@@ -1,4 +1,3 @@
-import asyncio
 import json
 
 import dns.edns
@@ -9,7 +8,7 @@ import dnslib
 import pytest
 
 from sinkdns.config import BlockPageConfig, PolicyConfig
-from sinkdns.model import Outcome, Response
+from sinkdns.model import Outcome, Pending, Response
 from sinkdns.policy.answer import sde_text
 from sinkdns.policy.loader import load
 from sinkdns.resolvers.policy import PolicyStage
@@ -190,11 +189,14 @@ def test_deep_cname_and_response_ip(index, entry, blocked_by):
     assert str(msg.q.qname) == "clean.example." and str(msg.auth[0].rname) == "clean.example."
 
 
-def test_response_checks_work_on_an_awaited_answer(index):
-    async def upstream():
-        return Response(b"up", Outcome.FORWARDED, entry=Reply(names=["x.nx.example"]))
-    result = make_stage(index, next=lambda req: upstream())(query("clean.example"))
-    assert asyncio.run(result).outcome == Outcome.BLOCKED
+def test_response_checks_work_on_an_answer_that_arrives_later(index):
+    upstream = Pending()
+    result = make_stage(index, next=lambda req: upstream)(query("clean.example"))
+    finished = []
+    result.finish(finished.append)
+    assert finished == []
+    upstream.settle(Response(b"up", Outcome.FORWARDED, entry=Reply(names=["x.nx.example"])))
+    assert [r.outcome for r in finished] == [Outcome.BLOCKED]
 
 
 def test_dry_run_answers_as_if_not_blocked_and_says_so(index):
