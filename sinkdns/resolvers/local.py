@@ -43,9 +43,12 @@ class LocalStage(Stage):
         self.zones.update((zone, "nxdomain") for zone in NXDOMAIN_ZONES)
         for domain in forwarded_domains:
             self.zones[domain] = "forward"
+        self.tops = frozenset(zone.rpartition(".")[2] for zone in self.zones)  # their last labels
 
     def __call__(self, req: Request) -> Result:
         name = req.qname
+        if name.rpartition(".")[2] not in self.tops:  # nearly every query: no zone here can hold it
+            return self.next(req)
         zones = self.zones
         while True:
             kind = zones.get(name)

@@ -49,19 +49,19 @@ class PolicyStage(Stage):
             return self.answers.canary(req)
         index = self.policy()
         now = self.clock()
-        rule = None
-        owner_labels = qname.count(".") + 1 if qname else 0
-        if index.has_client_rules:
-            rule = index.match_client(req.client[0], now)
-        if rule is None:
+        rule = index.match_client(req.client[0], now) if index.has_client_rules else None
+        by_name = rule is None
+        if by_name:
             rule = index.match_name(qname, now)
-            if rule is not None:
-                trigger = rule.decision.rule
-                owner_labels = trigger.count(".") + (0 if trigger[:2] == "*." else 1)
         if rule is not None:
             if rule.action.kind == ALLOW:
                 return then(self.next(req), partial(_tag, rule))
             if self._enforced(rule, req):
+                if by_name:
+                    trigger = rule.decision.rule
+                    owner_labels = trigger.count(".") + (0 if trigger[:2] == "*." else 1)
+                else:
+                    owner_labels = qname.count(".") + 1 if qname else 0
                 return self.answers.respond(req, rule, owner_labels)
             if not rule.action.dry_run:
                 rule = None  # tcp-only over TCP: answered as if not blocked
@@ -79,9 +79,11 @@ class PolicyStage(Stage):
         """Deep inspection: a CNAME target or an address of the answer that policy blocks blocks the query."""
         entry = resp.entry
         if entry is not None:
-            found_rules = [index.match_name(name, now) for name in getattr(entry, "names", ())]
-            if index.has_response_ip_rules:
-                found_rules += [index.match_response_ip(address, now) for address in getattr(entry, "addresses", ())]
+            names = getattr(entry, "names", ())
+            found_rules = [index.match_name(name, now) for name in names] if names else []
+            addresses = getattr(entry, "addresses", ()) if index.has_response_ip_rules else ()
+            if addresses:
+                found_rules += [index.match_response_ip(address, now) for address in addresses]
             for found in found_rules:
                 if found is None or found.action.kind == ALLOW:
                     continue

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import random
 import struct
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import dns.message
 import dnslib
