@@ -21,11 +21,14 @@ import dnslib
 class Send:
     """Bytes to send back; `from_other_port` sends them from a different socket (a spoof); `framed`
     False sends them over TCP without the length prefix, so the handler can write any frame at all
-    (a prefix promising more than follows, or more than 64 KiB)."""
+    (a prefix promising more than follows, or more than 64 KiB). `after` sends them that many seconds
+    later from a timer, holding up no other query (a slow upstream, not a stalled one); UDP only, as a
+    TCP connection is closed once the handler is done."""
 
     data: bytes
     from_other_port: bool = False
     framed: bool = True
+    after: float = 0.0
 
 
 Handler = Callable[[dnslib.DNSRecord, str], list]
@@ -125,8 +128,19 @@ class FakeUpstream:
         for out in self.handler(query, transport):
             if isinstance(out, (int, float)):
                 self._stop.wait(out)  # a deliberate delay
+            elif isinstance(out, Send) and out.after:
+                timer = threading.Timer(out.after, _send_late, (send, out))
+                timer.daemon = True
+                timer.start()
             else:
                 send(out if isinstance(out, Send) else Send(out))
+
+
+def _send_late(send: Callable[[Send], None], out: Send) -> None:
+    try:
+        send(out)
+    except OSError:  # the upstream was stopped meanwhile
+        pass
 
 
 def _frame(out: Send) -> bytes:
