@@ -17,6 +17,7 @@ from sinkdns.policy.customers import Defaults
 from sinkdns.policy.files import SIZE_LIMIT
 from sinkdns.policy.index import PolicyIndex
 from sinkdns.policy.loader import LoadState, load
+from sinkdns.policy.memory import release_freed_memory
 
 SUCCESS = "success"
 PARTIAL = "partial"
@@ -56,7 +57,9 @@ class PolicyHolder:
 
     def load(self) -> str:
         """Load synchronously (start-up, `sinkdns check`); returns success, partial or failure."""
-        return self._install(load(self.zones_dir, self.state, self.defaults, self.size_limit))
+        result = self._install(load(self.zones_dir, self.state, self.defaults, self.size_limit))
+        release_freed_memory()
+        return result
 
     async def reload(self) -> str:
         """Reload off the event loop (SIGHUP, file watcher); returns success, partial or failure."""
@@ -67,9 +70,14 @@ class PolicyHolder:
                 return self._last_result
             target = self._requested
             loop = asyncio.get_running_loop()
+            started = time.perf_counter()
             state = await loop.run_in_executor(None, load, self.zones_dir, self.state, self.defaults, self.size_limit)
             self._completed = target
-            return self._install(state)
+            result = self._install(state)
+            await loop.run_in_executor(None, release_freed_memory)  # the old index is garbage now
+            log.info("policy reloaded", extra={"result": result, "generation": self.index.generation,
+                                               "rules": len(self.index), "seconds": round(time.perf_counter() - started, 3)})
+            return result
 
     def _install(self, state: LoadState) -> str:
         previous = self.state.files if self.state is not None else {}

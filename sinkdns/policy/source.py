@@ -13,15 +13,16 @@ from sinkdns.policy.rule import LocalRecord
 
 MAX_WARNINGS = 50  # kept per file; the count of skipped lines is always exact
 ACTION_BITS = 22
+LINE_SHIFT = ACTION_BITS + 1
 
 
 def pack(line: int, action: int, wildcard: bool = False) -> int:
     """A rule as one int: source line, action number, and whether it is an RPZ `*.` wildcard."""
-    return (line << (ACTION_BITS + 1)) | (action << 1) | wildcard
+    return (line << LINE_SHIFT) | (action << 1) | wildcard
 
 
 def unpack(ref: int) -> tuple[int, int, bool]:
-    return ref >> (ACTION_BITS + 1), (ref >> 1) & ((1 << ACTION_BITS) - 1), bool(ref & 1)
+    return ref >> LINE_SHIFT, (ref >> 1) & ((1 << ACTION_BITS) - 1), bool(ref & 1)
 
 
 class PolicyFileError(SinkdnsError):
