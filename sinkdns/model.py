@@ -36,7 +36,8 @@ class Edns:
     @property
     def ede_signal(self) -> bool:
         """An empty EDE option: the client asks for structured errors (draft-ietf-dnsop-structured-dns-error)."""
-        return any(code == OPT_EDE and not data for code, data in self.options)
+        options = self.options
+        return bool(options) and any(code == OPT_EDE and not data for code, data in options)
 
 
 class Request:
