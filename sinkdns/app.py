@@ -99,7 +99,8 @@ class App:
         self.packets = None
         if self.querylog is None:
             self.packets = PacketCache(PACKET_CACHE_SIZE, self.policy, self.stats, self.cache.stats, self.unlimited, clock)
-        self.servers: list = []
+        self.udp: list[tuple[asyncio.DatagramTransport, UdpServer]] = []
+        self.tcp: list[asyncio.Server] = []
         self.addresses: list[str] = []
 
     def _group(self, upstreams: list[Upstream]) -> UpstreamGroup:
@@ -159,12 +160,14 @@ class App:
         server = self.config.server
         for ep in server.listen:
             udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
-            udp, _ = await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher, self.packets), sock=udp_sock)
+            self.udp.append(
+                await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher, self.packets), sock=udp_sock)
+            )
             tcp = await loop.create_server(
                 lambda: TcpConnection(self.dispatcher, self.tcp_limits),
                 sock=tcp_sock,
             )
-            self.servers += [udp, tcp]
+            self.tcp.append(tcp)
             host, port = udp_sock.getsockname()[:2]
             self.addresses.append(format_endpoint((host, port)))
         self.state = SERVING
@@ -180,9 +183,13 @@ class App:
     async def stop(self) -> None:
         """Stop listening, answer what is in flight (a few seconds at most), then release the sockets."""
         self.state = STOPPING
-        for server in self.servers:
+        for _, protocol in self.udp:  # UDP sockets stay open for the answers still to come
+            protocol.drain()
+        for server in self.tcp:  # no new connections; the open ones get what they asked
             server.close()
         await self.dispatcher.drain(DRAIN_SECONDS)
+        for transport, _ in self.udp:
+            transport.close()
         self.pool.close()
         if self.querylog is not None:
             await asyncio.to_thread(self.querylog.close)

@@ -17,11 +17,18 @@ class UdpServer(asyncio.DatagramProtocol):
         self.dispatcher = dispatcher
         self.packets = packets
         self.transport: asyncio.DatagramTransport | None = None
+        self.draining = False
 
     def connection_made(self, transport) -> None:
         self.transport = transport
 
+    def drain(self) -> None:
+        """Take no new questions but keep the socket, so answers still in flight can be sent."""
+        self.draining = True
+
     def datagram_received(self, data: bytes, addr) -> None:
+        if self.draining:
+            return
         packets = self.packets
         if packets is not None:
             body = packets.answer(data, addr[0])

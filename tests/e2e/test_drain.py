@@ -54,8 +54,6 @@ def addresses(data: bytes) -> list[str]:
     return [rd.address for rrset in response.answer for rd in rrset]
 
 
-@pytest.mark.xfail(strict=True, reason="App.stop closes the UDP sockets before the drain, so the answers it "
-                                        "waits for cannot be sent (sinkdns/app.py)")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_answers_queries_in_flight_and_exits_0(tmp_path, start_sinkdns, workers):
     with FakeUpstream(slow_or_fast) as up:
