@@ -20,6 +20,7 @@ from sinkdns.policy.rule import ALLOW, Action, Rule
 from sinkdns.policy.source import ACTION_BITS, SourceRules
 
 _MASK = (1 << ACTION_BITS) - 1
+MEMO_SIZE = 65_536  # matches remembered per index, for rules and for answer addresses
 _LINE_SHIFT = ACTION_BITS + 1
 
 Slot = Union[int, tuple[tuple[int, ...], tuple[int, ...]]]
@@ -29,7 +30,9 @@ Source = tuple[list[Action], SourceRules]  # a parsed file and the Action for ea
 class PolicyIndex:
     """Immutable once built (see `build_index`); safe to share between the DNS and block-page sides."""
 
-    __slots__ = ("_names", "_actions", "_client", "_response", "generation", "customer_counts", "zone_counts")
+    __slots__ = (
+        "_names", "_actions", "_client", "_response", "generation", "customer_counts", "zone_counts", "_rules",
+    )
 
     def __init__(
         self,
@@ -48,6 +51,7 @@ class PolicyIndex:
         self.generation = generation
         self.customer_counts = customer_counts
         self.zone_counts = zone_counts
+        self._rules: dict[tuple[int, str], Rule] = {}  # matches made so far (the same names come back)
 
     @classmethod
     def empty(cls, generation: int = 0) -> PolicyIndex:
@@ -106,22 +110,33 @@ class PolicyIndex:
         return None
 
     def rule(self, ref: int, trigger: str) -> Rule:
-        action = self._actions[(ref >> 1) & _MASK]
-        return Rule(
-            Decision(
-                action.decision_action, action.customer, action.zone, trigger,
-                f"{action.file}:{ref >> _LINE_SHIFT}", action.reason, action.link, action.ttl, action.until,
-            ),
-            action,
-        )
+        """The Rule for a match, built once per trigger (and at most MEMO_SIZE kept): a blocked query
+        costs a dict look-up, not two dataclass constructions."""
+        key = (ref, trigger)
+        rules = self._rules
+        found = rules.get(key)
+        if found is None:
+            action = self._actions[(ref >> 1) & _MASK]
+            found = Rule(
+                Decision(
+                    action.decision_action, action.customer, action.zone, trigger,
+                    f"{action.file}:{ref >> _LINE_SHIFT}", action.reason, action.link, action.ttl, action.until,
+                ),
+                action,
+            )
+            if len(rules) >= MEMO_SIZE:
+                rules.clear()
+            rules[key] = found
+        return found
 
 
 class _CidrTable:
     """CIDR triggers: per address family, one dict per prefix length present, longest first."""
 
-    __slots__ = ("lengths", "tables")
+    __slots__ = ("lengths", "tables", "_seen")
 
     def __init__(self) -> None:
+        self._seen: dict[str, tuple[tuple[int, str], ...]] = {}  # address text -> its candidates
         self.lengths: dict[int, list[int]] = {}  # version -> prefix lengths, longest first
         self.tables: dict[tuple[int, int], dict[int, tuple[tuple[int, str], ...]]] = {}
 
@@ -143,18 +158,27 @@ class _CidrTable:
     def match(self, ip: str, now: float, index: PolicyIndex) -> Rule | None:
         if not self.lengths:
             return None
+        candidates = self._seen.get(ip)
+        if candidates is None:
+            candidates = self._candidates(ip)
+            if len(self._seen) >= MEMO_SIZE:
+                self._seen.clear()
+            self._seen[ip] = candidates
+        for ref, text in candidates:
+            if not index._actions[(ref >> 1) & _MASK].lapsed(now):
+                return index.rule(ref, text)
+        return None
+
+    def _candidates(self, ip: str) -> tuple[tuple[int, str], ...]:
+        """Every trigger covering `ip`, longest prefix first (the tables never change once frozen)."""
         parsed = _address(ip)
         if parsed is None:
-            return None
+            return ()
         version, value, bits = parsed
+        found: tuple[tuple[int, str], ...] = ()
         for length in self.lengths.get(version, ()):
-            candidates = self.tables[(version, length)].get(value >> (bits - length) << (bits - length))
-            if candidates is None:
-                continue
-            for ref, text in candidates:
-                if not index._actions[(ref >> 1) & _MASK].lapsed(now):
-                    return index.rule(ref, text)
-        return None
+            found += self.tables[(version, length)].get(value >> (bits - length) << (bits - length), ())
+        return found
 
 
 @functools.lru_cache(maxsize=65536)

@@ -3,7 +3,7 @@
 Most of what sinkdns answers is a repeated question whose answer is already known: a blocked name or a
 cache hit. Re-running the chain for it costs several times more than the kernel's send; looking up the
 query's bytes (everything after the ID) costs a dict look-up. An entry is exact for the query bytes,
-the client address, the policy index it was made under, and one second at most (TTLs count down in
+the client address, the policy generation it was made under, and one second at most (TTLs count down in
 whole seconds), so what leaves is byte for byte what the chain would have sent. Every hit is counted
 exactly as the chain would count it.
 """
@@ -14,6 +14,7 @@ import time
 from typing import Callable
 
 from sinkdns.model import Decision, Outcome, Request, Response
+from sinkdns.policy.index import PolicyIndex
 from sinkdns.resolvers.cache import CacheStats
 from sinkdns.resolvers.instrument import QueryStats
 from sinkdns.wire.reply import Reply
@@ -23,13 +24,15 @@ LOCAL_SECONDS = 60.0  # answers for localhost and the never-forwarded zones do n
 
 
 class _Entry:
-    __slots__ = ("body", "expires", "index", "qtype", "outcome", "decision", "cache_hit")
+    __slots__ = ("body", "expires", "generation", "qtype", "outcome", "decision", "cache_hit")
 
-    def __init__(self, body: bytes, expires: float, index: object, qtype: int, outcome: str,
+    def __init__(self, body: bytes, expires: float, generation: int, qtype: int, outcome: str,
                  decision: Decision | None, cache_hit: bool) -> None:
         self.body = body  # the answer without its 2-byte ID
         self.expires = expires
-        self.index = index  # the policy index in force when the answer was made
+        # The generation of the policy index in force when the answer was made: a number, not the index,
+        # so an idle entry never keeps a replaced index (hundreds of MB at a million rules) alive.
+        self.generation = generation
         self.qtype = qtype
         self.outcome = outcome
         self.decision = decision
@@ -40,7 +43,7 @@ class PacketCache:
     def __init__(
         self,
         size: int,
-        policy: Callable[[], object],
+        policy: Callable[[], PolicyIndex],
         stats: QueryStats,
         cache_stats: CacheStats,
         unlimited: Callable[[str], bool],
@@ -63,7 +66,7 @@ class PacketCache:
         if entry is None or not self.unlimited(host):
             return None
         now = self.clock()
-        if now >= entry.expires or entry.index is not self.policy():
+        if now >= entry.expires or entry.generation != self.policy().generation:
             del self.entries[key]
             return None
         stats = self.stats
@@ -96,5 +99,5 @@ class PacketCache:
         if len(entries) >= self.size:
             entries.clear()  # every entry lives a second at most: starting afresh costs little
         entries[(req.wire[2:], req.client[0])] = _Entry(
-            wire[2:], expires, self.policy(), req.qtype, res.outcome, decision, res.outcome == Outcome.CACHED,
+            wire[2:], expires, self.policy().generation, req.qtype, res.outcome, decision, res.outcome == Outcome.CACHED,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sinkdns.model import Decision, Outcome, Response
+from sinkdns.policy.index import PolicyIndex
 from sinkdns.resolvers.cache import CacheStats
 from sinkdns.resolvers.instrument import QueryStats
 from sinkdns.transport.packetcache import PacketCache
@@ -22,9 +23,9 @@ class Clock:
 
 class Policy:
     def __init__(self) -> None:
-        self.index = object()
+        self.index = PolicyIndex.empty(1)
 
-    def __call__(self) -> object:
+    def __call__(self) -> PolicyIndex:
         return self.index
 
 
@@ -82,7 +83,7 @@ def test_a_policy_change_drops_every_entry():
     packets, _, _, policy, *_ = make()
     req = request("www.acme.example")
     packets.store(req, blocked(req), blocked(req).wire)
-    policy.index = object()
+    policy.index = PolicyIndex.empty(2)
     assert packets.answer(req.wire, "127.0.0.1") is None
 
 
