@@ -65,7 +65,7 @@ class UpstreamGroup:
 class _Question:
     __slots__ = (
         "group", "qname", "query", "name", "tail", "question_end", "deadline", "servers", "tried",
-        "up", "started", "attempts", "servfail", "done",
+        "up", "started", "attempts", "servfail", "done", "finished",
     )
 
     def __init__(self, group: UpstreamGroup, req: Request, done: Done) -> None:
@@ -84,6 +84,7 @@ class _Question:
         self.attempts: list[str] = []
         self.servfail: Reply | None = None
         self.done = done
+        self.finished = False
 
     def next(self) -> None:
         """Ask the next server, or give the answer when there is none left or no time."""
@@ -105,32 +106,42 @@ class _Question:
                 self._failed("error", str(exc) or type(exc).__name__)
         if self.servfail is None:
             log.debug("no upstream answered %s: %s", self.qname, ", ".join(self.attempts) or "no upstream to ask")
-        self.done(self.servfail)
+        self._finish(self.servfail)
 
     def answered(self, data: bytes) -> None:
-        if data[2] & 0x02:  # TC: the whole answer only fits over TCP
-            retry = asyncio.get_running_loop().create_task(self._over_tcp())
-            self.group.retries.add(retry)
-            retry.add_done_callback(self.group.retries.discard)
-            return
-        self.judge(data)
+        try:
+            if data[2] & 0x02:  # TC: the whole answer only fits over TCP
+                retry = asyncio.get_running_loop().create_task(self._over_tcp())
+                self.group.retries.add(retry)
+                retry.add_done_callback(self.group.retries.discard)
+                return
+            self.judge(data)
+        except Exception:
+            self._crashed()
 
     def timed_out(self) -> None:
-        self._failed("timeout", "timeout")
-        self.next()
+        try:
+            self._failed("timeout", "timeout")
+            self.next()
+        except Exception:
+            self._crashed()
 
     async def _over_tcp(self) -> None:
         group, up = self.group, self.up
         try:
-            timeout = min(group.timeout, self.deadline - group.clock())
-            data = await exchange_tcp(up, self.query, self.name, self.tail, timeout)
-        except TimeoutError:
-            self.timed_out()
-        except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
-            self._failed("error", str(exc) or type(exc).__name__)
-            self.next()
-        else:
-            self.judge(data)
+            try:
+                timeout = min(group.timeout, self.deadline - group.clock())
+                data = await exchange_tcp(up, self.query, self.name, self.tail, timeout)
+            except TimeoutError:
+                self._failed("timeout", "timeout")
+                self.next()
+            except (OSError, EOFError, asyncio.IncompleteReadError) as exc:
+                self._failed("error", str(exc) or type(exc).__name__)
+                self.next()
+            else:
+                self.judge(data)
+        except Exception:
+            self._crashed()
 
     def judge(self, data: bytes) -> None:
         """Accept the answer, or note why not and move on to the next server."""
@@ -150,12 +161,27 @@ class _Question:
             self.servfail = reply
             self.next()
         elif rcode == c.REFUSED:
+            # A refusal is about this question (a server authoritative for other zones, an ACL), not a
+            # sign the server is down: the next server is asked, but this one keeps its place.
             self.attempts.append(f"{up.label}: REFUSED")
-            up.failed(now)
+            if self.servfail is None:
+                self.servfail = reply.as_servfail()
             self.next()
         else:
             up.succeeded(now - self.started)
+            self._finish(reply)
+
+    def _finish(self, reply: Reply | None) -> None:
+        """Give the answer once, whatever happens after."""
+        if not self.finished:
+            self.finished = True
             self.done(reply)
+
+    def _crashed(self) -> None:
+        """A bug, not a bad answer: logged with its traceback, and the waiters still get SERVFAIL rather
+        than waiting for ever (each identical question would join them)."""
+        log.exception("error handling the upstream answer for %s", self.qname)
+        self._finish(None)
 
     def _failed(self, kind: str, detail: str) -> None:
         up = self.up

@@ -10,6 +10,7 @@ from sinkdns.resolvers.instrument import BUCKETS
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
+BACKOFF_DOUBLINGS = 5  # 1 s doubled five times is past BACKOFF_MAX already
 
 
 class Upstream:
@@ -32,7 +33,9 @@ class Upstream:
 
     def failed(self, now: float) -> None:
         self.failures += 1
-        self.down_until = now + min(BACKOFF_FIRST * 2 ** (self.failures - 1), BACKOFF_MAX)
+        # The exponent is capped: a server down for hours fails thousands of times in a row, and 2.0 ** 1024
+        # does not fit in a float.
+        self.down_until = now + min(BACKOFF_FIRST * 2.0 ** min(self.failures - 1, BACKOFF_DOUBLINGS), BACKOFF_MAX)
 
     def succeeded(self, seconds: float) -> None:
         self.failures = 0

@@ -146,6 +146,16 @@ class Reply:
             self.ttl = None
         return self
 
+    def as_servfail(self) -> Reply:
+        """A record-less SERVFAIL standing in for this answer (an upstream that refused): cached for the
+        short SERVFAIL time like a real one, so a flood of refused names does not reach the upstream each time."""
+        failure = Reply()
+        failure.rcode = c.SERVFAIL
+        failure.flags = (self.flags & ~c.RCODE_MASK) | c.SERVFAIL
+        failure.stored = self.stored
+        failure.upstream = self.upstream
+        return failure
+
     def render(self, req: Request, now: float) -> bytes:
         """The answer for `req`: its ID and question, TTLs counted down since the answer was stored."""
         extra = 0

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import dns.rcode
 import dnslib
-import pytest
 
 from sinkdns.resolvers.forward import ForwardStage
 from sinkdns.model import Outcome
 from sinkdns.upstream.group import UpstreamGroup
-from sinkdns.upstream.health import Upstream, in_order
+from sinkdns.upstream.health import BACKOFF_MAX, Upstream, in_order
 from sinkdns.upstream.pool import RENEW_AFTER, UdpPool
 from tests.support.fake_upstream import FakeUpstream, answer
 from tests.unit.util import request
@@ -135,3 +135,48 @@ def test_forward_shares_one_exchange_and_answers_servfail_when_it_fails():
         pool.close()
 
     run(main())
+
+
+def test_back_off_stays_bounded_after_thousands_of_failures():
+    up = Upstream(("127.0.0.1", 1))
+    for _ in range(2000):
+        up.failed(100.0)
+    assert up.down_until == 100.0 + BACKOFF_MAX
+
+
+def test_refusals_fail_over_without_backing_off_and_end_in_a_cached_servfail():
+    async def main():
+        pool = UdpPool(4)
+        await pool.open({socket.AF_INET})
+        with FakeUpstream(lambda q, t: [refused(q)]) as one, FakeUpstream(lambda q, t: [refused(q)]) as two:
+            ups = [Upstream(("127.0.0.1", one.port)), Upstream(("127.0.0.1", two.port))]
+            group = UpstreamGroup(ups, pool, 1.0, 2.0)
+            for i in range(1100):  # more than a float's exponent: no refusal may break the group
+                reply = await asked(group, request(f"n{i}.example"))
+                assert reply is not None and reply.rcode == dns.rcode.SERVFAIL and reply.ancount == 0
+            assert all(u.healthy(0.0) and u.failures == 0 and u.requests["REFUSED"] == 1100 for u in ups)
+        pool.close()
+
+    run(main())
+
+
+def test_an_error_while_handling_an_answer_still_answers_the_waiters(monkeypatch):
+    async def main():
+        pool = UdpPool(4)
+        await pool.open({socket.AF_INET})
+        with FakeUpstream(a_record) as fake:
+            group = UpstreamGroup([Upstream(("127.0.0.1", fake.port))], pool, 1.0, 2.0)
+            monkeypatch.setattr("sinkdns.upstream.group.Reply.from_wire", boom)
+            assert await asyncio.wait_for(asked(group, request("x.example")), 5) is None
+        pool.close()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    run(main())
+
+
+def refused(query):
+    reply = query.reply()
+    reply.header.rcode = dnslib.RCODE.REFUSED
+    return bytes(reply.pack())
