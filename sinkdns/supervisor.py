@@ -25,7 +25,7 @@ from sinkdns.reconfigure import ConfigFile, apply_shared, reread
 from sinkdns.services import open_block_page, ready_info
 from sinkdns.metrics.collector import make_registry
 from sinkdns.metrics.http import SERVING, STARTING, STOPPING, Health, on_loop, start_metrics_server
-from sinkdns.metrics.snapshot import merge
+from sinkdns.metrics.snapshot import by_worker
 
 log = logging.getLogger("sinkdns.supervisor")
 
@@ -120,7 +120,7 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
 
     async def gather() -> dict:
         snapshots = await asyncio.gather(*(w.snapshot() for w in workers))
-        return merge([s for s in snapshots if s is not None])
+        return by_worker({w.index: s for w, s in zip(workers, snapshots) if s is not None})
 
     def health() -> Health:
         missing = [f"worker {w.index} restarting" for w in workers if w.proc is None or w.proc.returncode is not None]

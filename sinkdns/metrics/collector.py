@@ -37,6 +37,8 @@ COUNTERS = {
                        ("result",)),
     "query_log": ("sinkdns_query_log_lines_total", "Query log lines written, dropped (queue full) or failed.",
                   ("outcome",)),
+    "worker_queries": ("sinkdns_worker_queries_total", "DNS queries answered by each worker process (--workers N).",
+                       ("worker",)),
     "ratelimit_answers": ("sinkdns_ratelimit_answers_total",
                           "UDP answers over a client's rate limit: sent as an empty TC=1 slip, or dropped.",
                           ("action",)),

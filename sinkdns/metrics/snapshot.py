@@ -195,3 +195,13 @@ def merge(snapshots: list[Snapshot]) -> Snapshot:
         if values:
             merged[name] = functools.reduce(combine, values)
     return merged
+
+
+def by_worker(snapshots: Mapping[int, Snapshot]) -> Snapshot:
+    """The workers' snapshots merged, plus each worker's own query count: how evenly the kernel spreads
+    queries over the workers' SO_REUSEPORT sockets (one busy client address lands on one worker)."""
+    merged = merge(list(snapshots.values()))
+    merged["worker_queries"] = [
+        [[str(index)], sum(count for _, count in snapshot.get("queries", ()))] for index, snapshot in snapshots.items()
+    ]
+    return merged

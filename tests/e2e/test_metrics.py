@@ -94,6 +94,8 @@ def test_workers_are_summed(nsd, start_sinkdns, zones):
         ask(server, "acme.example")
     values = scrape(server.info["metrics"])
     assert value(values, "sinkdns_blocked_queries_total", customer="acme", zone="acme.toml", action="blockpage") == 40
+    per_worker = [value(values, "sinkdns_worker_queries_total", worker=str(i)) for i in range(2)]
+    assert sum(per_worker) == sum(v for (name, _), v in values.items() if name == "sinkdns_queries_total")
 
 
 def test_healthz(nsd, start_sinkdns, zones):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from sinkdns.app import App
 from sinkdns.config import Config, UpstreamConfig
-from sinkdns.metrics.snapshot import merge, take_snapshot
+from sinkdns.metrics.snapshot import by_worker, merge, take_snapshot
 from sinkdns.model import Decision
 from sinkdns.resolvers.instrument import BUCKETS, QueryStats
 from sinkdns.resolvers.ratelimit import DROP, SLIP, RateLimiter
@@ -236,3 +236,9 @@ def test_merge_of_one_is_itself_after_a_json_round_trip():
     app.upstreams[0].requests["NOERROR"] += 1
     snap = json.loads(json.dumps(take_snapshot(app)))
     assert merge([snap]) == snap
+
+
+def test_by_worker_adds_each_workers_query_count():
+    merged = by_worker({0: worker(2, 1, 10, 1, 0), 1: worker(3, 1, 20, 1, 4)})
+    assert merged["worker_queries"] == [[["0"], 2], [["1"], 3]]
+    assert merged["queries"] == merge([worker(2, 1, 10, 1, 0), worker(3, 1, 20, 1, 4)])["queries"]
