@@ -49,11 +49,14 @@ class QueryStats:
 
     def record(self, transport: str, qtype: int, outcome: str, seconds: float) -> None:
         self.queries[(transport, QTYPE_LABELS.get(qtype, "other"), outcome)] += 1
+        self._latency(outcome)[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.latency_sum[outcome] += seconds
+
+    def _latency(self, outcome: str) -> list[int]:
         counts = self.latency.get(outcome)
         if counts is None:
             counts = self.latency[outcome] = [0] * (len(BUCKETS) + 1)
-        counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.latency_sum[outcome] += seconds
+        return counts
 
     def dropped(self, transport: str) -> None:
         """A packet that was no query (too short, or a response): no question, no latency, no answer."""
@@ -61,14 +64,50 @@ class QueryStats:
 
     def decided(self, decision: Decision) -> None:
         """A policy match: allows count as rule hits only, everything else (dry-run included) as blocked too."""
+        blocked_key, rule_key = self._decision_keys(decision)
+        if blocked_key is not None:
+            self.blocked[blocked_key] += 1
+        self.rules[rule_key] += 1
+
+    def _decision_keys(self, decision: Decision) -> tuple[tuple[str, str, str] | None, tuple[str, str]]:
         customer = decision.customer
-        if decision.action != ALLOW:
-            self.blocked[(customer, decision.zone, decision.action)] += 1
-        key = (customer, decision.rule)
-        rules = self.rules
-        if key not in rules and len(rules) >= self.rule_series:
-            key = (customer, OTHER_RULE)
-        rules[key] += 1
+        blocked_key = (customer, decision.zone, decision.action) if decision.action != ALLOW else None
+        rule_key = (customer, decision.rule)
+        if rule_key not in self.rules and len(self.rules) >= self.rule_series:
+            rule_key = (customer, OTHER_RULE)
+        return blocked_key, rule_key
+
+    def tally(self, transport: str, qtype: int, outcome: str, decision: Decision | None) -> Tally:
+        """The counts one answer adds, worked out once, for an answer the packet cache will repeat."""
+        blocked_key, rule_key = self._decision_keys(decision) if decision is not None else (None, None)
+        return Tally(self, (transport, QTYPE_LABELS.get(qtype, "other"), outcome), self._latency(outcome),
+                     blocked_key, rule_key)
+
+
+class Tally:
+    """Counts a repeated answer exactly as `record` and `decided` counted the first, for a few increments.
+
+    Its latency is the first bucket: an answer found by the bytes of the query leaves within microseconds.
+    """
+
+    __slots__ = ("stats", "query_key", "latency", "blocked_key", "rule_key")
+
+    def __init__(self, stats: QueryStats, query_key: tuple[str, str, str], latency: list[int],
+                 blocked_key: tuple[str, str, str] | None, rule_key: tuple[str, str] | None) -> None:
+        self.stats = stats
+        self.query_key = query_key
+        self.latency = latency
+        self.blocked_key = blocked_key
+        self.rule_key = rule_key
+
+    def __call__(self) -> None:
+        stats = self.stats
+        stats.queries[self.query_key] += 1
+        self.latency[0] += 1
+        if self.rule_key is not None:
+            if self.blocked_key is not None:
+                stats.blocked[self.blocked_key] += 1
+            stats.rules[self.rule_key] += 1
 
 
 class InstrumentStage(Stage):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from sinkdns.model import Decision, Outcome, Request, Response
+from sinkdns.model import Outcome, Request, Response
 from sinkdns.policy.index import PolicyIndex
 from sinkdns.resolvers.cache import CacheStats
-from sinkdns.resolvers.instrument import QueryStats
+from sinkdns.resolvers.instrument import QueryStats, Tally
 from sinkdns.wire.reply import Reply
 
 KEPT = frozenset((Outcome.BLOCKED, Outcome.CACHED, Outcome.LOCAL))
@@ -24,18 +24,15 @@ LOCAL_SECONDS = 60.0  # answers for localhost and the never-forwarded zones do n
 
 
 class _Entry:
-    __slots__ = ("body", "expires", "generation", "qtype", "outcome", "decision", "cache_hit")
+    __slots__ = ("body", "expires", "generation", "tally", "cache_hit")
 
-    def __init__(self, body: bytes, expires: float, generation: int, qtype: int, outcome: str,
-                 decision: Decision | None, cache_hit: bool) -> None:
+    def __init__(self, body: bytes, expires: float, generation: int, tally: Tally, cache_hit: bool) -> None:
         self.body = body  # the answer without its 2-byte ID
         self.expires = expires
         # The generation of the policy index in force when the answer was made: a number, not the index,
         # so an idle entry never keeps a replaced index (hundreds of MB at a million rules) alive.
         self.generation = generation
-        self.qtype = qtype
-        self.outcome = outcome
-        self.decision = decision
+        self.tally = tally  # what each repeat adds to the query counts
         self.cache_hit = cache_hit
 
 
@@ -69,10 +66,7 @@ class PacketCache:
         if now >= entry.expires or entry.generation != self.policy().generation:
             del self.entries[key]
             return None
-        stats = self.stats
-        stats.record("udp", entry.qtype, entry.outcome, self.clock() - now)
-        if entry.decision is not None:
-            stats.decided(entry.decision)
+        entry.tally()
         if entry.cache_hit:
             self.cache_stats.hits += 1
         return entry.body
@@ -98,6 +92,7 @@ class PacketCache:
         entries = self.entries
         if len(entries) >= self.size:
             entries.clear()  # every entry lives a second at most: starting afresh costs little
+        tally = self.stats.tally("udp", req.qtype, res.outcome, decision)
         entries[(req.wire[2:], req.client[0])] = _Entry(
-            wire[2:], expires, self.policy().generation, req.qtype, res.outcome, decision, res.outcome == Outcome.CACHED,
+            wire[2:], expires, self.policy().generation, tally, res.outcome == Outcome.CACHED,
         )
