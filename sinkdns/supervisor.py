@@ -113,6 +113,11 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
     """Run `config.server.workers` workers until SIGTERM or SIGINT."""
     probes = [bind_pair(ep, reuse_port=True) for ep in config.server.listen]
     listen = tuple((ep[0], udp.getsockname()[1]) for ep, (udp, _) in zip(config.server.listen, probes))
+    # The probes only prove the addresses usable and pick the ports: closed before any worker binds, since
+    # a socket in the same SO_REUSEPORT group that nobody reads would take its share of the queries.
+    for udp, tcp in probes:
+        udp.close()
+        tcp.close()
     argv = worker_argv(config_file and config_file.path, flags, listen)
     workers = [Worker(i) for i in range(config.server.workers)]
     loop = asyncio.get_running_loop()
@@ -131,12 +136,7 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
         metrics = await start_metrics_server(config.metrics.listen, make_registry(on_loop(gather, loop)), health)
     policy = policy_holder(config)  # the block page judges Host names with the policy the workers enforce
     block_page, _ = await open_block_page(config, policy)
-    try:
-        await asyncio.gather(*(w.start(argv) for w in workers))
-    finally:
-        for udp, tcp in probes:  # the workers hold the port now; an unread socket here would lose queries
-            udp.close()
-            tcp.close()
+    await asyncio.gather(*(w.start(argv) for w in workers))
     stop = asyncio.Event()
     state = SERVING
     for sig in (signal.SIGTERM, signal.SIGINT):
