@@ -40,6 +40,9 @@ class Edns:
         return bool(options) and any(code == OPT_EDE and not data for code, data in options)
 
 
+_KEY_FLAGS = tuple(bytes((bits,)) for bits in range(4))  # the last byte of a cache key: DO and CD
+
+
 class Request:
     """One client query, parsed once at the transport and never changed afterwards.
 
@@ -77,7 +80,7 @@ class Request:
         if key is None:
             do = 2 if self.edns is not None and self.edns.do else 0
             cd = 1 if self.flags & CD else 0
-            key = self._key = self.qname_wire.lower() + self.question[-4:] + bytes((do | cd,))
+            key = self._key = self.qname_wire.lower() + self.question[-4:] + _KEY_FLAGS[do | cd]
         return key
 
     @property

@@ -55,8 +55,9 @@ class CacheStage(Stage):
         ttl = self.servfail_ttl if reply.rcode == c.SERVFAIL else reply.ttl
         if ttl:
             entries = self.entries
+            if key in entries:  # a new key lands at the end already
+                entries.move_to_end(key)
             entries[key] = (reply, reply.stored + ttl)
-            entries.move_to_end(key)
             if len(entries) > self.size:
                 entries.popitem(last=False)
                 self.stats.evictions += 1

@@ -19,6 +19,7 @@ class Upstream:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.host, self.port = endpoint
+        self.address = (self.host, self.port)  # as sendto takes it
         self.family_v6 = ":" in self.host
         self.label = format_endpoint(endpoint)
         self.failures = 0

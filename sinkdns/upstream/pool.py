@@ -113,7 +113,7 @@ class UdpPool:
         qid = entropy.u16()
         while qid in pending_map:
             qid = entropy.u16()
-        sock.transport.sendto(qid.to_bytes(2, "big") + query[2:], (up.host, up.port))
+        sock.transport.sendto(qid.to_bytes(2, "big") + query[2:], up.address)
         pending_map[qid] = _Pending(up, name, tail, answered, timed_out, self.clock() + timeout)
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(TICK, self._sweep)
