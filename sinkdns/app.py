@@ -46,6 +46,9 @@ from sinkdns.upstream.pool import UdpPool
 log = logging.getLogger("sinkdns")
 
 DRAIN_SECONDS = 4.0
+# Longest line on the supervisor's control socket: a snapshot with 10,000 rule series is about 1 MB, far
+# past asyncio's 64 KiB default, which would make a busy worker's counts vanish from /metrics.
+CONTROL_LINE_LIMIT = 64 * 1024 * 1024
 PACKET_CACHE_SIZE = 50_000
 GC_THRESHOLD = 50_000  # allocations between collections of the youngest generation (Python's default: 700)
 
@@ -287,7 +290,7 @@ async def worker_control(fd: int, info: dict, snapshot, reload: Callable[[bytes 
                          stop: asyncio.Event) -> asyncio.Task:
     """Tell the supervisor this worker is ready, then answer its requests (one JSON object per line):
     `snapshot` (the counts, answered) and `reload` (with the config text the supervisor accepted, or null)."""
-    reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd))
+    reader, writer = await asyncio.open_unix_connection(sock=socket.socket(fileno=fd), limit=CONTROL_LINE_LIMIT)
     writer.write(json.dumps({"ready": info}).encode() + b"\n")
 
     async def serve_requests() -> None:

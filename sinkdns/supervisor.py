@@ -17,7 +17,7 @@ import socket
 import sys
 from dataclasses import replace
 
-from sinkdns.app import policy_holder, ready_fields, write_ready_file
+from sinkdns.app import CONTROL_LINE_LIMIT, policy_holder, ready_fields, write_ready_file
 from sinkdns.config import Config, format_endpoint
 from sinkdns.listen import bind_pair
 from sinkdns.policy.watch import ZonesWatcher, included_paths
@@ -56,7 +56,7 @@ class Worker:
             )
         finally:
             child_end.close()
-        self.reader, self.writer = await asyncio.open_unix_connection(sock=parent_end)
+        self.reader, self.writer = await asyncio.open_unix_connection(sock=parent_end, limit=CONTROL_LINE_LIMIT)
         async with asyncio.timeout(READY_TIMEOUT):
             line = await self.reader.readline()
         if not line:
