@@ -38,6 +38,7 @@ from sinkdns.policy.watch import ZonesWatcher, included_paths, scan
 from sinkdns.transport.dispatch import Dispatcher
 from sinkdns.transport.packetcache import PacketCache
 from sinkdns.transport.tcp import TcpConnection, TcpLimits
+from sinkdns.transport.spread import spread_evenly
 from sinkdns.transport.udp import UdpServer
 from sinkdns.upstream.group import UpstreamGroup
 from sinkdns.upstream.health import Upstream
@@ -162,6 +163,8 @@ class App:
         await self.pool.open(families)  # before the listeners: the first query may arrive at once
         server = self.config.server
         for ep in server.listen:
+            if self.worker:
+                spread_evenly(udp_sock, server.workers)
             udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
             self.udp.append(
                 await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher, self.packets), sock=udp_sock)

@@ -93,8 +93,9 @@ class Worker:
             self.proc.send_signal(sig)
 
 
-def worker_argv(config_path: str | None, flags: dict, listen: tuple) -> list[str]:
-    """The `serve` command line for a worker: the operator's flags, the resolved listen addresses."""
+def worker_argv(config_path: str | None, flags: dict, listen: tuple, workers: int) -> list[str]:
+    """The `serve` command line for a worker: the operator's flags, the resolved listen addresses, and
+    the number of workers (a worker spreads queries over that many sockets; it never supervises)."""
     argv = ["serve"]
     if config_path:
         argv += ["--config", config_path]
@@ -106,7 +107,7 @@ def worker_argv(config_path: str | None, flags: dict, listen: tuple) -> list[str
             argv += [f"--{name.replace('_', '-')}", str(item)]
     for ep in listen:
         argv += ["--listen", format_endpoint(ep)]
-    return argv + ["--workers", "1"]
+    return argv + ["--workers", str(workers)]
 
 
 async def supervise(config: Config, config_file: ConfigFile | None, flags: dict) -> None:
@@ -118,7 +119,7 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
     for udp, tcp in probes:
         udp.close()
         tcp.close()
-    argv = worker_argv(config_file and config_file.path, flags, listen)
+    argv = worker_argv(config_file and config_file.path, flags, listen, config.server.workers)
     workers = [Worker(i) for i in range(config.server.workers)]
     loop = asyncio.get_running_loop()
     state = STARTING

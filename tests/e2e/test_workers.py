@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
+import urllib.request
 
 import dns.message
 import dns.query
@@ -41,3 +43,17 @@ def test_two_workers_share_the_port_and_a_dead_one_is_replaced(nsd, start_sinkdn
     assert answers(server)
     assert server.stop() == 0
     assert children(server.proc.pid) == []
+
+
+def test_one_client_port_is_spread_over_both_workers(nsd, start_sinkdns):
+    """The kernel's hash would send every query from one address and port to one worker."""
+    server = start_sinkdns("--upstream", nsd.address, "--metrics", "127.0.0.1:0", "--workers", "2")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for i in range(400):
+            query = dns.message.make_query(f"n{i}.sinkdns.test", "A")
+            dns.query.udp(query, server.host, port=server.port, timeout=5, sock=sock)
+    with urllib.request.urlopen(f"http://{server.info['metrics']}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    counts = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("sinkdns_worker_queries_total")]
+    assert len(counts) == 2 and sum(counts) == 400
+    assert all(0.35 <= count / 400 <= 0.65 for count in counts), counts
