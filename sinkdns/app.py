@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from sinkdns.resolvers.local import LocalStage
 from sinkdns.resolvers.policy import PolicyStage
 from sinkdns.resolvers.ratelimit import limiter_for
 from sinkdns.resolvers.rebind import RebindFilter
+from sinkdns.policy.collector import settle_collector
 from sinkdns.policy.customers import Defaults
 from sinkdns.policy.holder import PolicyHolder
 from sinkdns.policy.watch import ZonesWatcher, included_paths, scan
@@ -51,7 +51,6 @@ DRAIN_SECONDS = 4.0
 # past asyncio's 64 KiB default, which would make a busy worker's counts vanish from /metrics.
 CONTROL_LINE_LIMIT = 64 * 1024 * 1024
 PACKET_CACHE_SIZE = 50_000
-GC_THRESHOLD = 50_000  # allocations between collections of the youngest generation (Python's default: 700)
 
 
 def upstream_endpoints(config: Config) -> tuple:
@@ -163,9 +162,9 @@ class App:
         await self.pool.open(families)  # before the listeners: the first query may arrive at once
         server = self.config.server
         for ep in server.listen:
+            udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
             if self.worker:
                 spread_evenly(udp_sock, server.workers)
-            udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
             self.udp.append(
                 await loop.create_datagram_endpoint(lambda: UdpServer(self.dispatcher, self.packets), sock=udp_sock)
             )
@@ -203,18 +202,6 @@ class App:
             await self.metrics_server.close()
         if self.block_page is not None:
             await self.block_page.close()
-
-
-def settle_garbage_collector() -> None:
-    """Keep the collector's pauses out of answer latency.
-
-    Everything loaded so far (the policy index above all) lives as long as the process: frozen, the
-    collector never walks it again. The first generation is collected less often, because a busy
-    resolver allocates short-lived objects by the hundred thousand a second and rarely makes cycles.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def ready_fields(info: dict, upstreams: list[Upstream]) -> dict:
@@ -265,7 +252,7 @@ async def serve(config: Config, control_fd: int | None = None, config_file: Conf
     interval = config.policy.watch_interval if control_fd is None else 0  # workers: the supervisor watches
     baseline = scan(config.policy.zones) if interval else None  # before the load: a change during it is seen
     app = App(config, worker=control_fd is not None)
-    settle_garbage_collector()
+    settle_collector()  # everything loaded so far, the policy above all, out of the collector's walks
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()

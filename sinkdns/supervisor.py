@@ -20,6 +20,7 @@ from dataclasses import replace
 from sinkdns.app import CONTROL_LINE_LIMIT, policy_holder, ready_fields, write_ready_file
 from sinkdns.config import Config, format_endpoint
 from sinkdns.listen import bind_pair
+from sinkdns.policy.collector import settle_collector
 from sinkdns.policy.watch import ZonesWatcher, included_paths
 from sinkdns.reconfigure import ConfigFile, apply_shared, reread
 from sinkdns.services import open_block_page, ready_info
@@ -136,6 +137,7 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
     if config.metrics.listen is not None:
         metrics = await start_metrics_server(config.metrics.listen, make_registry(on_loop(gather, loop)), health)
     policy = policy_holder(config)  # the block page judges Host names with the policy the workers enforce
+    settle_collector()  # its policy, like a worker's, out of the collector's walks
     block_page, _ = await open_block_page(config, policy)
     await asyncio.gather(*(w.start(argv) for w in workers))
     stop = asyncio.Event()

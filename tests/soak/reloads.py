@@ -4,6 +4,8 @@ One server, one paced load (far below capacity, the same query file each time), 
 A without reloads (the baseline), B reloading the shipped-size policy (a copy of zones/, every file
 rewritten) every second, C reloading a generated 1,000,000-rule list every 10 s. Reloads are by SIGHUP
 only (the watcher is off), each one after the rewrite is complete, so their number is the soak's.
+A probe (probe.py: a blocked name every 5 ms) beside the load reports the longest time the server
+answered nothing in each phase: the event loop's longest stall.
 
 The tolerance is zero: a load paced at a tenth of capacity has no reason to lose a query, so every
 phase must answer every query it sent (dnsperf's "lost", 2 s timeout), all NOERROR (a reload must not
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from tests.bench.bench import BLOCK_IP, ZONE, rss_mib, say, synthetic_names, wait_answer, write_lines
 from tests.soak.perf import Run, paced, summary
+from tests.soak.probe import Probe
 from tests.soak.server import Server, sighup_only, start_sinkdns, total, udp_receive_drops
 
 SHIPPED_ZONES = Path(__file__).resolve().parents[2] / "zones"
@@ -45,6 +48,7 @@ class Phase:
     reloads: int  # successful reloads the server counted during the phase
     peak_mib: float
     kernel_drops: int  # queries the kernel dropped meanwhile, the server's receive buffer being full
+    longest_gap: float  # seconds without an answer to the probe: the longest stall of the event loop
 
 
 @dataclass
@@ -116,6 +120,8 @@ def phase(top: Path, server: Server, datafile: Path, seconds: float, name: str,
     before = total(server.scrape(), "sinkdns_policy_reloads_total", result="success")
     drops = udp_receive_drops(server.port)
     perf = paced(top, server.port, datafile, seconds, RELOAD_QPS)
+    probe = Probe(server.port, SHIPPED_BLOCKED[0], seconds + 5)
+    probe.start()
     started = time.monotonic()
     end = started + seconds
     n, peak, next_sample = first, 0.0, started
@@ -129,11 +135,12 @@ def phase(top: Path, server: Server, datafile: Path, seconds: float, name: str,
             server.proc.p.send_signal(signal.SIGHUP)
         time.sleep(min(0.05, max(0.0, end - time.monotonic())))
     run = summary(perf, seconds)
+    gap = probe.result().longest_gap
     drops = udp_receive_drops(server.port) - drops
     if policy is not None:  # the last rewrite is in force: the reloads were real
         wait_answer(server.proc, server.port, canary(n), BLOCK_IP, 120)
     reloads = total(server.scrape(), "sinkdns_policy_reloads_total", result="success") - before
-    return Phase(name, run, int(reloads), peak, drops), n
+    return Phase(name, run, int(reloads), peak, drops, gap), n
 
 
 def check(outcome: Outcome) -> None:
@@ -180,6 +187,7 @@ def report(outcome: Outcome, seconds: float) -> str:
         lines.append(
             f"  phase {p.name}: sent {p.run.sent:,}, answered {p.run.completed:,}, lost {p.run.lost:,}, "
             f"fewest answers in a second {min(p.run.whole_seconds, default=0):,.0f}, "
-            f"reloads {p.reloads}, peak RSS {p.peak_mib:.0f} MiB, dropped in a full receive buffer {p.kernel_drops:,}" + (f", rcodes {other}" if other else ""))
+            f"reloads {p.reloads}, peak RSS {p.peak_mib:.0f} MiB, dropped in a full receive buffer {p.kernel_drops:,}, "
+            f"longest gap between answers {p.longest_gap * 1000:.0f} ms" + (f", rcodes {other}" if other else ""))
     lines.append("  result: " + ("PASS" if not outcome.broken else "FAIL: " + "; ".join(outcome.broken)))
     return "\n".join(lines)

@@ -45,3 +45,18 @@ def test_overlapping_reloads_coalesce(tmp_path):
 
     assert asyncio.run(main()) == [SUCCESS] * 6
     assert seen == [1, 2]  # one load in flight, one more for everything asked meanwhile
+
+
+def test_reload_frees_only_the_replaced_parses(tmp_path):
+    (tmp_path / "a.txt").write_text("a.example\n")
+    (tmp_path / "b.txt").write_text("b.example\n")
+    holder = PolicyHolder(str(tmp_path))
+    holder.load()
+    replaced = holder.state.files["a.txt"].rules
+    kept = holder.state.files["b.txt"].rules
+    (tmp_path / "a.txt").write_text("other.example\n")
+    assert asyncio.run(holder.reload()) == SUCCESS
+    assert replaced.suffix_names == []  # emptied a slice at a time after the swap
+    assert holder.state.files["b.txt"].rules is kept and kept.suffix_names == ["b.example"]
+    assert holder().match_name("b.example", 0) is not None and holder().match_name("other.example", 0) is not None
+    assert holder().match_name("a.example", 0) is None
