@@ -1,7 +1,7 @@
 # make run   -- create .venv, install sinkdns, serve on the built-in defaults (ARGS="..." adds flags)
 # make test  -- same set-up, then the whole test suite
 # make fuzz  -- same set-up plus atheris, then the long fuzz run (2,000,000 inputs per entry point; FUZZ_INPUTS=N)
-# make soak  -- same set-up, then 60 s of dnsperf at its maximum plus a malformed-packet flood (needs dnsperf, nsd)
+# make soak  -- same set-up, then 60 s of dnsperf at its maximum plus a malformed-packet flood, and 3 x 60 s of a paced load through policy reloads (needs dnsperf, nsd)
 # make bench -- same set-up, then sinkdns beside unbound/dnsmasq under dnsperf (needs dnsperf, nsd; ARGS="--help")
 
 PYTHON ?= python3
