@@ -158,11 +158,13 @@ class App:
             self.block_page, self.block_page_counts = await open_block_page(self.config, self.policy)
         if self.querylog is not None:
             self.querylog.start()
-        families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.all_upstreams}
-        await self.pool.open(families)  # before the listeners: the first query may arrive at once
         server = self.config.server
-        for ep in server.listen:
-            udp_sock, tcp_sock = bind_pair(ep, reuse_port=self.worker)
+        # Bound before the upstream sockets are opened, so none of those can take a port a supervisor has
+        # just chosen; served only once they exist, since the first query may arrive at once.
+        bound = [bind_pair(ep, reuse_port=self.worker) for ep in server.listen]
+        families = {socket.AF_INET6 if u.family_v6 else socket.AF_INET for u in self.all_upstreams}
+        await self.pool.open(families)
+        for udp_sock, tcp_sock in bound:
             if self.worker:
                 spread_evenly(udp_sock, server.workers)
             self.udp.append(

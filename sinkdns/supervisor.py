@@ -115,14 +115,13 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
     """Run `config.server.workers` workers until SIGTERM or SIGINT."""
     probes = [bind_pair(ep, reuse_port=True) for ep in config.server.listen]
     listen = tuple((ep[0], udp.getsockname()[1]) for ep, (udp, _) in zip(config.server.listen, probes))
-    # The probes only prove the addresses usable and pick the ports: closed before any worker binds, since
-    # a socket in the same SO_REUSEPORT group that nobody reads would take its share of the queries.
-    for udp, tcp in probes:
-        udp.close()
-        tcp.close()
     argv = worker_argv(config_file and config_file.path, flags, listen, config.server.workers)
     workers = [Worker(i) for i in range(config.server.workers)]
     loop = asyncio.get_running_loop()
+    # A SIGHUP while the workers start must not end the supervisor: it is remembered and served once
+    # everything is up (the workers load the files as they are by then anyway).
+    early_reloads: list[int] = []
+    loop.add_signal_handler(signal.SIGHUP, early_reloads.append, signal.SIGHUP)
     state = STARTING
 
     async def gather() -> dict:
@@ -139,6 +138,12 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
     policy = policy_holder(config)  # the block page judges Host names with the policy the workers enforce
     settle_collector()  # its policy, like a worker's, out of the collector's walks
     block_page, _ = await open_block_page(config, policy)
+    # The probes prove the addresses usable and pick the ports. They close only now, once this process
+    # has bound everything of its own (an ephemeral port could otherwise land on a chosen one), and
+    # before any worker binds: an unread socket in the SO_REUSEPORT group would take its share of queries.
+    for udp, tcp in probes:
+        udp.close()
+        tcp.close()
     await asyncio.gather(*(w.start(argv) for w in workers))
     stop = asyncio.Event()
     state = SERVING
@@ -166,6 +171,8 @@ async def supervise(config: Config, config_file: ConfigFile | None, flags: dict)
         task.add_done_callback(reloads.discard)
 
     loop.add_signal_handler(signal.SIGHUP, reload)
+    if early_reloads:
+        reload()
     if config.policy.watch_interval:
         watcher = ZonesWatcher(config.policy.zones, reload_all, config.policy.watch_interval,
                                extra_paths=lambda: included_paths(policy))

@@ -12,6 +12,7 @@ import dns.message
 import dns.query
 import pytest
 
+from tests.support.process import Sinkdns
 from tests.support.wait import until
 
 pytestmark = pytest.mark.e2e
@@ -57,3 +58,18 @@ def test_one_client_port_is_spread_over_both_workers(nsd, start_sinkdns):
     counts = [float(line.split()[-1]) for line in text.splitlines() if line.startswith("sinkdns_worker_queries_total")]
     assert len(counts) == 2 and sum(counts) == 400
     assert all(0.35 <= count / 400 <= 0.65 for count in counts), counts
+
+
+def test_a_sighup_while_the_workers_start_is_served_once_they_are_up(nsd, tmp_path):
+    server = Sinkdns(tmp_path / "early", "--upstream", nsd.address, "--workers", "2")
+
+    def hang_up_while_starting(proc: Sinkdns) -> None:
+        until(lambda: children(proc.proc.pid), 20, "a worker process")
+        proc.signal(signal.SIGHUP)
+
+    server.start(while_starting=hang_up_while_starting)
+    try:
+        assert answers(server)
+        until(lambda: "policy reloaded" in server.log(), 20, "the reload asked for while starting")
+    finally:
+        assert server.stop() == 0

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 from tests.support.wait import until
 
@@ -38,10 +39,13 @@ class Sinkdns:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "sinkdns", "serve", "--ready-file", str(self.ready_file), *self.args]
 
-    def start(self, timeout: float = 30.0) -> Sinkdns:
+    def start(self, timeout: float = 30.0, while_starting: Callable[[Sinkdns], None] | None = None) -> Sinkdns:
+        """Start and wait for the ready file; `while_starting` runs in between (a signal mid-start, say)."""
         self.ready_file.unlink(missing_ok=True)
         self._log = open(self.log_file, "wb")
         self.proc = subprocess.Popen(self.command(), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        if while_starting is not None:
+            while_starting(self)
 
         def ready() -> bool:
             if self.proc.poll() is not None:
