@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import asyncio
+from dataclasses import dataclass
 from typing import Callable, Generator, Union
 
 from sinkdns.wire.constants import CD, OPT_EDE
@@ -75,7 +75,7 @@ class Request:
     def key(self) -> bytes:
         """Cache and in-flight key: case-folded name, type and class, DO and CD (only the name is folded).
 
-        Computed on first use: the packet cache, the cache and the forwarder all ask for it."""
+        Computed on first use and kept: the cache and the forwarder both ask for it."""
         key = self._key
         if key is None:
             do = 2 if self.edns is not None and self.edns.do else 0
@@ -161,7 +161,7 @@ class Pending:
             self._finish(value)
 
     def __await__(self) -> Generator[object, None, Response]:
-        """For callers that can wait (tests, TCP-only tools): the result as an awaitable."""
+        """For callers that can wait (the stage tests): the result as an awaitable."""
         future = asyncio.get_running_loop().create_future()
 
         def done(value: Response | BaseException) -> None:

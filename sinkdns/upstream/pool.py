@@ -132,7 +132,7 @@ class UdpPool:
                 self.used(sock)
                 pending.timed_out()  # may send again, to the next server
             waiting = waiting or bool(pending_map)
-        if (waiting or self._retired) and self._sweeper is None:
+        if waiting and self._sweeper is None:  # a retired socket stays in _retired only while it waits
             self._sweeper = asyncio.get_running_loop().call_later(TICK, self._sweep)
 
     def used(self, sock: _PoolSocket) -> None:

@@ -45,25 +45,15 @@ def test_any_client_packet_gets_a_well_formed_reply_or_none(packet_app, loop, tr
     prop()
 
 
-def test_any_upstream_answer_is_rejected_or_relayed_well_formed(answer_app, loop):
+@pytest.mark.parametrize("answers, examples, whole", [(bad_answers, 6_000, False), (good_answers, 4_000, True)],
+                         ids=["any answer is rejected or relayed well-formed", "well-formed answers are relayed whole"])
+def test_upstream_answers(answer_app, loop, answers, examples, whole):
     app, group = answer_app
 
-    @settings(FUZZ, max_examples=6_000)
-    @given(bad_answers)
+    @settings(FUZZ, max_examples=examples)
+    @given(answers)
     def prop(answer):
         flags, body = answer
-        check_answer(app, group, loop, flags, body, whole=False)
-
-    prop()
-
-
-def test_well_formed_upstream_answers_are_relayed_whole(answer_app, loop):
-    app, group = answer_app
-
-    @settings(FUZZ, max_examples=4_000)
-    @given(good_answers)
-    def prop(answer):
-        flags, body = answer
-        check_answer(app, group, loop, flags, body, whole=True)
+        check_answer(app, group, loop, flags, body, whole=whole)
 
     prop()
